@@ -1,0 +1,72 @@
+// swift-tools-version:6.1
+// SPDX-License-Identifier: Apache-2.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-efs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EFS", targets: ["EFS"]),
+        .executable(name: "efs", targets: ["efs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+    ],
+    targets: [
+        // Pure: formats, codecs, key wrapping. The only importer of swift-crypto. No I/O.
+        .target(
+            name: "EFSCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // C shims for GNU/Linux calls the Glibc module lacks. Imported by EFSSystem only.
+        .target(name: "CEFSSystem"),
+        // The only importer of Glibc.
+        .target(
+            name: "EFSSystem",
+            dependencies: ["CEFSSystem", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // The public Swift API.
+        .target(
+            name: "EFS",
+            dependencies: [
+                "EFSCore", "EFSSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "efs",
+            dependencies: [
+                "EFS", "EFSCore", "EFSSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Shared test helpers: temporary directories, key stores, running the CLI.
+        .target(
+            name: "EFSTestSupport",
+            dependencies: ["EFS", "EFSCore", "EFSSystem", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/EFSTestSupport"
+        ),
+        .testTarget(
+            name: "EFSCoreTests",
+            dependencies: ["EFSCore"],
+            resources: [.copy("Vectors")]
+        ),
+        .testTarget(name: "EFSSystemTests", dependencies: ["EFSSystem", "EFSTestSupport"]),
+        .testTarget(
+            name: "EFSTests",
+            dependencies: ["EFS", "EFSCore", "EFSSystem", "EFSTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "efsCLITests", dependencies: ["efs", "EFS", "EFSCore", "EFSSystem", "EFSTestSupport"]),
+    ]
+)

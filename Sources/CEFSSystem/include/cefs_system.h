@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: Apache-2.0
+// C shims for the few Linux calls the Swift Glibc module does not surface (GNU extensions, xattrs,
+// renameat2). Only EFSSystem imports this module. The definitions live in shim.c, compiled with _GNU_SOURCE,
+// so this header stays compatible with the Glibc module map.
+#ifndef CEFS_SYSTEM_H
+#define CEFS_SYSTEM_H
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+int cefs_fallocate(int fd, int mode, off_t offset, off_t len);
+int cefs_renameat2(const char *from, const char *to, unsigned int flags);
+int cefs_stat(const char *path, struct stat *st);
+int cefs_lstat(const char *path, struct stat *st);
+int cefs_fstat(int fd, struct stat *st);
+ssize_t cefs_flistxattr(int fd, char *list, size_t size);
+ssize_t cefs_fgetxattr(int fd, const char *name, void *value, size_t size);
+int cefs_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags);
+int cefs_fremovexattr(int fd, const char *name);
+void cefs_explicit_bzero(void *p, size_t n);
+int cefs_ofd_setlk(int fd, struct flock *fl);
+
+#endif

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+#define _GNU_SOURCE 1
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cefs_system.h"
+
+int cefs_fallocate(int fd, int mode, off_t offset, off_t len) { return fallocate(fd, mode, offset, len); }
+int cefs_renameat2(const char *from, const char *to, unsigned int flags) {
+    return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, flags);
+}
+int cefs_stat(const char *path, struct stat *st) { return stat(path, st); }
+int cefs_lstat(const char *path, struct stat *st) { return lstat(path, st); }
+int cefs_fstat(int fd, struct stat *st) { return fstat(fd, st); }
+ssize_t cefs_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
+ssize_t cefs_fgetxattr(int fd, const char *name, void *value, size_t size) { return fgetxattr(fd, name, value, size); }
+int cefs_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) {
+    return fsetxattr(fd, name, value, size, flags);
+}
+int cefs_fremovexattr(int fd, const char *name) { return fremovexattr(fd, name); }
+void cefs_explicit_bzero(void *p, size_t n) { explicit_bzero(p, n); }
+int cefs_ofd_setlk(int fd, struct flock *fl) { return fcntl(fd, F_OFD_SETLK, fl); }

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFSCore
+import EFSSystem
+import Synchronization
+import SystemPackage
+
+/// Random-access plaintext read, write, truncate and size on an encrypted backing file.
+///
+/// This is what `efs cat`, the companion API and the FUSE mount use. The FEK is unwrapped once when the handle is
+/// opened and held (in zeroing storage) until the handle is released. All operations are serialised by one lock.
+///
+/// Crash consistency (`Documentation/file-format.md` §5.3): data blocks are written before the size record that
+/// makes them visible, and a shrink writes the size record first, so after a crash at any point the file reads
+/// as its old or its new content at block granularity.
+///
+/// ```swift
+/// let file = try session.open(at: "/data/vault/report.pdf", writable: true)
+/// defer { file.close() }
+/// try file.write(Array("hello".utf8), at: 0)
+/// let bytes = try file.read(at: 0, count: 5)
+/// ```
+public final class EncryptedFile: Sendable {
+    public let path: FilePath?
+    let fd: FileDescriptor
+    let closesDescriptor: Bool
+    public let writable: Bool
+    let fek: FileEncryptionKey
+    let cipher: ContentCipher
+    let header: FileHeader
+    let dataOffset: Int64
+
+    struct State: Sendable {
+        var info: EncryptedFileInfo
+        var sizeRecord: SizeRecord
+        /// Length of the stored data region right now.
+        var storedLength: UInt64
+        /// The size record in memory is newer than on disk (deferred mode).
+        var sizeDirty = false
+        /// The data region is known to hold nothing past the end implied by the size record.
+        var tailClean = false
+        var closed = false
+    }
+    let state: Mutex<State>
+    /// When true, size changes are written at ``sync()`` and ``close()`` instead of with every write.
+    let deferSizeUpdates: Bool
+
+    init(path: FilePath?, fd: FileDescriptor, closesDescriptor: Bool, writable: Bool, info: EncryptedFileInfo,
+         fek: FileEncryptionKey, deferSizeUpdates: Bool) throws(EFSError) {
+        self.path = path
+        self.fd = fd
+        self.closesDescriptor = closesDescriptor
+        self.writable = writable
+        self.fek = fek
+        self.cipher = ContentCipher(fek)
+        self.header = info.header
+        self.dataOffset = Int64(info.header.dataOffset)
+        self.deferSizeUpdates = deferSizeUpdates
+        let rec: SizeRecord
+        do {
+            rec = try SizeRecord.current(info.sizeRecordBytes[0..<64], info.sizeRecordBytes[64..<128], fek)
+        } catch {
+            throw EFSError.format(error, path)
+        }
+        let stored = info.storedDataLength
+        guard let available = ContentCipher.plaintextSize(forStoredLength: stored), available >= rec.plaintextSize else {
+            throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated: it should hold \(rec.plaintextSize) bytes")
+        }
+        state = Mutex(State(info: info, sizeRecord: rec, storedLength: stored))
+    }
+
+    deinit {
+        if closesDescriptor && !state.withLock({ $0.closed }) { Sys.close(fd) }
+    }
+
+    private func checkOpen(_ s: State) throws(EFSError) {
+        if s.closed { throw EFSError(.invalidOperation, "\(path?.string ?? "file"): the handle is closed") }
+    }
+
+    /// The plaintext size.
+    public var size: UInt64 { state.withLock { $0.sizeRecord.plaintextSize } }
+
+    /// Whether the file may contain holes (all-zero stored blocks that read as zeros).
+    public var isSparse: Bool { state.withLock { $0.sizeRecord.isSparse } }
+
+    /// The key lists, as of the last open or update.
+    public var metadata: FileMetadata { state.withLock { $0.info.metadata } }
+
+    // MARK: - Reading
+
+    /// Reads up to `count` bytes at `offset`; fewer at the end of the file.
+    ///
+    /// - Throws: ``EFSError/Code/authenticationFailed`` if any block in the range was modified.
+    public func read(at offset: UInt64, count: Int) throws(EFSError) -> [UInt8] {
+        try state.withLock { (s: inout State) throws(EFSError) -> [UInt8] in
+            try self.checkOpen(s)
+            return try self.readLocked(&s, at: offset, count: count)
+        }
+    }
+
+    func readLocked(_ s: inout State, at offset: UInt64, count: Int) throws(EFSError) -> [UInt8] {
+        let size = s.sizeRecord.plaintextSize
+        guard count > 0, offset < size else { return [] }
+        let end = min(size, offset + UInt64(count))
+        let bs = UInt64(ContentCipher.blockSize)
+        let first = offset / bs
+        let last = (end - 1) / bs
+        let storedStart = first * UInt64(ContentCipher.storedBlockSize)
+        let storedEnd = min(s.storedLength, (last + 1) * UInt64(ContentCipher.storedBlockSize))
+        guard storedEnd > storedStart else { throw truncated(size) }
+        let stored = try mapErrors(path, "cannot read") {
+            try Sys.pread(fd, count: Int(storedEnd - storedStart), at: dataOffset + Int64(storedStart))
+        }
+        guard UInt64(stored.count) == storedEnd - storedStart else { throw truncated(size) }
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(end - offset))
+        for b in first...last {
+            let lo = Int((b - first) * UInt64(ContentCipher.storedBlockSize))
+            let hi = min(stored.count, lo + ContentCipher.storedBlockSize)
+            let plain: [UInt8]
+            do {
+                plain = try cipher.open(block: b, stored[lo..<hi], allowHole: s.sizeRecord.isSparse)
+            } catch {
+                throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): authentication failed in bytes \(b * bs)..<\((b + 1) * bs): the data was modified or does not belong to this file", cause: error)
+            }
+            let blockStart = b * bs
+            let from = Int(max(offset, blockStart) - blockStart)
+            let to = Int(min(end, blockStart + bs) - blockStart)
+            guard to <= plain.count else { throw truncated(size) }
+            out.append(contentsOf: plain[from..<to])
+        }
+        return out
+    }
+
+    private func truncated(_ size: UInt64) -> EFSError {
+        EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated: it should hold \(size) bytes")
+    }
+
+    /// Plaintext of block `b` cut to the first `length` bytes (bytes past the file size count as zero).
+    private func existingBlock(_ s: inout State, _ b: UInt64, length: Int) throws(EFSError) -> [UInt8] {
+        guard length > 0 else { return [] }
+        var plain = try readLocked(&s, at: b * UInt64(ContentCipher.blockSize), count: length)
+        if plain.count < length { plain.append(contentsOf: repeatElement(0, count: length - plain.count)) }
+        return plain
+    }
+
+    // MARK: - Writing
+
+    /// Writes `bytes` at `offset`, extending the file (with a hole in any gap) if needed.
+    public func write(_ bytes: [UInt8], at offset: UInt64) throws(EFSError) {
+        guard writable else { throw EFSError(.accessDenied, "\(path?.string ?? "file"): not open for writing") }
+        guard !bytes.isEmpty else { return }
+        let (end, overflow) = offset.addingReportingOverflow(UInt64(bytes.count))
+        guard !overflow, end <= Limits.maximumPlaintextSize else {
+            throw EFSError(.invalidArgument, "write past the largest file size")
+        }
+        try state.withLock { (s: inout State) throws(EFSError) in
+            try self.checkOpen(s)
+            try self.cleanTail(&s)
+            let oldSize = s.sizeRecord.plaintextSize
+            let newSize = max(oldSize, end)
+            let bs = UInt64(ContentCipher.blockSize)
+            var touchedFirst = offset / bs
+            let touchedLast = (end - 1) / bs
+            var sparse = s.sizeRecord.isSparse
+            // The old last partial block grows when the file grows past it: include it in the rewrite.
+            if newSize > oldSize, oldSize % bs != 0 {
+                let lb = oldSize / bs
+                if lb < touchedFirst {
+                    if lb + 1 < touchedFirst { sparse = true }
+                    try self.rewriteBlocks(&s, lb...lb, newSize: newSize, overlay: [], overlayOffset: 0)
+                }
+            } else if newSize > oldSize, offset / bs > (oldSize + bs - 1) / bs {
+                sparse = true
+            }
+            if newSize > oldSize, oldSize % bs == 0, offset / bs > oldSize / bs { sparse = true }
+            touchedFirst = offset / bs
+            try self.rewriteBlocks(&s, touchedFirst...touchedLast, newSize: newSize, overlay: bytes, overlayOffset: offset)
+            if newSize != oldSize || sparse != s.sizeRecord.isSparse {
+                try self.updateSize(&s, newSize, sparse: sparse)
+            }
+        }
+    }
+
+    /// Re-seals `blocks` for a file of `newSize` bytes, overlaying `overlay` at plaintext `overlayOffset`.
+    private func rewriteBlocks(_ s: inout State, _ blocks: ClosedRange<UInt64>, newSize: UInt64, overlay: [UInt8], overlayOffset: UInt64) throws(EFSError) {
+        let bs = UInt64(ContentCipher.blockSize)
+        let oldSize = s.sizeRecord.plaintextSize
+        let overlayEnd = overlayOffset + UInt64(overlay.count)
+        var out: [UInt8] = []
+        out.reserveCapacity(blocks.count * ContentCipher.storedBlockSize)
+        for b in blocks {
+            let start = b * bs
+            let newLen = Int(min(bs, newSize - start))
+            let oldLen = Int(min(bs, oldSize > start ? oldSize - start : 0))
+            let coverFrom = overlayOffset > start ? Int(overlayOffset - start) : 0
+            let coverTo = overlayEnd > start ? Int(min(bs, overlayEnd - start)) : 0
+            let fullyCovered = !overlay.isEmpty && coverFrom == 0 && coverTo >= newLen
+            var plain: [UInt8]
+            if fullyCovered || oldLen == 0 {
+                plain = [UInt8](repeating: 0, count: newLen)
+            } else {
+                plain = try existingBlock(&s, b, length: oldLen)
+                if plain.count < newLen { plain.append(contentsOf: repeatElement(0, count: newLen - plain.count)) }
+            }
+            if !overlay.isEmpty, coverTo > coverFrom {
+                let srcFrom = Int(start + UInt64(coverFrom) - overlayOffset)
+                plain.replaceSubrange(coverFrom..<coverTo, with: overlay[srcFrom..<(srcFrom + coverTo - coverFrom)])
+            }
+            cipher.seal(block: b, plain, into: &out)
+        }
+        let at = blocks.lowerBound * UInt64(ContentCipher.storedBlockSize)
+        try mapErrors(path, "cannot write") { try Sys.pwriteAll(fd, out, at: dataOffset + Int64(at)) }
+        s.storedLength = max(s.storedLength, at + UInt64(out.count))
+    }
+
+    /// Sets the plaintext size, growing with a hole or shrinking.
+    public func truncate(to newSize: UInt64) throws(EFSError) {
+        guard writable else { throw EFSError(.accessDenied, "\(path?.string ?? "file"): not open for writing") }
+        guard newSize <= Limits.maximumPlaintextSize else { throw EFSError(.invalidArgument, "size too large") }
+        try state.withLock { (s: inout State) throws(EFSError) in
+            try self.checkOpen(s)
+            try self.cleanTail(&s)
+            let oldSize = s.sizeRecord.plaintextSize
+            let bs = UInt64(ContentCipher.blockSize)
+            if newSize == oldSize { return }
+            if newSize < oldSize {
+                // Shrink: the size record first, so a crash leaves stale data past the end, never a short file.
+                try self.updateSize(&s, newSize, sparse: s.sizeRecord.isSparse, force: true)
+                if newSize % bs != 0 {
+                    let b = newSize / bs
+                    let plain = try self.existingBlock(&s, b, length: Int(newSize - b * bs))
+                    let stored = self.cipher.seal(block: b, plain)
+                    try mapErrors(self.path, "cannot write") {
+                        try Sys.pwriteAll(self.fd, stored, at: self.dataOffset + Int64(b * UInt64(ContentCipher.storedBlockSize)))
+                    }
+                }
+                let len = ContentCipher.storedLength(forPlaintextSize: newSize)
+                try mapErrors(self.path, "cannot truncate") { try Sys.ftruncate(self.fd, self.dataOffset + Int64(len)) }
+                s.storedLength = len
+            } else {
+                // Grow: complete the old last block, then extend with zeros (holes), then publish the size.
+                var sparse = s.sizeRecord.isSparse
+                if oldSize % bs != 0 {
+                    let lb = oldSize / bs
+                    try self.rewriteBlocks(&s, lb...lb, newSize: newSize, overlay: [], overlayOffset: 0)
+                }
+                let len = ContentCipher.storedLength(forPlaintextSize: newSize)
+                if len > s.storedLength {
+                    sparse = true
+                    try mapErrors(self.path, "cannot truncate") { try Sys.ftruncate(self.fd, self.dataOffset + Int64(len)) }
+                    s.storedLength = len
+                }
+                try self.updateSize(&s, newSize, sparse: sparse, force: true)
+            }
+        }
+    }
+
+    /// Writes a new size record (or marks it dirty in deferred mode).
+    private func updateSize(_ s: inout State, _ size: UInt64, sparse: Bool, force: Bool = false) throws(EFSError) {
+        s.sizeRecord = SizeRecord(generation: s.sizeRecord.generation, plaintextSize: size, isSparse: sparse)
+        if deferSizeUpdates && !force {
+            s.sizeDirty = true
+            return
+        }
+        try writeSizeRecord(&s)
+    }
+
+    private func writeSizeRecord(_ s: inout State) throws(EFSError) {
+        s.sizeRecord.generation += 1
+        let bytes = s.sizeRecord.encoded(fek)
+        let off = FileHeader.sizeRecordOffsets[s.sizeRecord.copyIndex]
+        try mapErrors(path, "cannot write") { try Sys.pwriteAll(fd, bytes, at: Int64(off)) }
+        s.sizeDirty = false
+    }
+
+    /// Drops stale data past the end implied by the size record (left by a crash), once per handle.
+    private func cleanTail(_ s: inout State) throws(EFSError) {
+        guard !s.tailClean else { return }
+        let size = s.sizeRecord.plaintextSize
+        let exact = ContentCipher.storedLength(forPlaintextSize: size)
+        if s.storedLength > exact {
+            let bs = UInt64(ContentCipher.blockSize)
+            if size % bs != 0 {
+                let b = size / bs
+                let plain = try existingBlock(&s, b, length: Int(size - b * bs))
+                let stored = cipher.seal(block: b, plain)
+                try mapErrors(path, "cannot write") {
+                    try Sys.pwriteAll(fd, stored, at: dataOffset + Int64(b * UInt64(ContentCipher.storedBlockSize)))
+                }
+            }
+            try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(exact)) }
+            s.storedLength = exact
+        }
+        s.tailClean = true
+    }
+
+    /// Writes any pending size record and flushes data to stable storage.
+    public func sync() throws(EFSError) {
+        try state.withLock { (s: inout State) throws(EFSError) in
+            try self.checkOpen(s)
+            if s.sizeDirty { try self.writeSizeRecord(&s) }
+            try mapErrors(self.path, "cannot sync") { try Sys.fdatasync(self.fd) }
+        }
+    }
+
+    /// Writes any pending size record, closes the descriptor and releases the file's lock. Later calls fail with
+    /// ``EFSError/Code/invalidOperation``; closing twice is harmless.
+    public func close() throws(EFSError) {
+        try state.withLock { (s: inout State) throws(EFSError) in
+            if s.closed { return }
+            defer {
+                s.closed = true
+                if self.closesDescriptor { Sys.close(self.fd) }
+            }
+            if s.sizeDirty { try self.writeSizeRecord(&s) }
+        }
+    }
+}
+
+// MARK: - Creating
+
+extension EncryptedFile {
+    /// Writes the header, metadata slot 0 and an empty size record to a new, empty backing file.
+    static func writeNewFileStructure(_ fd: FileDescriptor, fek: FileEncryptionKey, metadata: FileMetadata, path: FilePath?) throws(EFSError) -> FileHeader {
+        let body = metadata.encoded(fek)
+        let header = FileHeader(fileID: fek.fileID, slotCapacity: FileHeader.slotCapacity(forMetadataSize: body.count))
+        let slot = MetadataSlot.encode(body: body, generation: 1)
+        let rec = SizeRecord(generation: 1, plaintextSize: 0, isSparse: false).encoded(fek)
+        var head = header.encoded()
+        head += [UInt8](repeating: 0, count: FileHeader.sizeRecordOffsets[1] - head.count)
+        head += rec  // generation 1 lives in copy 1 (offset 128)
+        try mapErrors(path, "cannot write") {
+            try Sys.pwriteAll(fd, head, at: 0)
+            try Sys.pwriteAll(fd, slot, at: Int64(header.slotOffset(0)))
+            try Sys.ftruncate(fd, Int64(header.dataOffset))
+        }
+        return header
+    }
+}

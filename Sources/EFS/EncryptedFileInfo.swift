@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFSCore
+import EFSSystem
+import SystemPackage
+
+/// What can be learnt from an encrypted backing file without any key: its header, the current metadata slot and
+/// the layout of its data region. `Documentation/file-format.md` §2–§5.
+public struct EncryptedFileInfo: Sendable {
+    public var header: FileHeader
+    public var metadata: FileMetadata
+    /// The encoded metadata body as stored (what the raw stream carries).
+    public var metadataBody: [UInt8]
+    public var metadataGeneration: UInt64
+    public var activeSlot: Int
+    /// Length of the backing file.
+    public var backingLength: Int64
+    /// The two size-record copies, as stored (bytes 64..<192).
+    public var sizeRecordBytes: [UInt8]
+
+    /// Length of the data region.
+    public var storedDataLength: UInt64 { UInt64(max(0, backingLength - Int64(header.dataOffset))) }
+
+    /// Reads and checks the structure of an encrypted file.
+    public static func read(_ fd: FileDescriptor, path: FilePath?) throws(EFSError) -> EncryptedFileInfo {
+        try mapErrors(path, "cannot read") {
+            let st = try Sys.fstat(fd)
+            let head = try Sys.pread(fd, count: 192, at: 0)
+            let header = try FileHeader(decoding: head)
+            guard head.count == 192 else { throw FormatError.truncated("size records") }
+            guard st.size >= Int64(header.dataOffset) else {
+                throw FormatError(.truncated, "truncated input: the file ends at \(st.size) before its data region at \(header.dataOffset)")
+            }
+            var best: (gen: UInt64, body: [UInt8], slot: Int)?
+            var firstError: FormatError?
+            for slot in 0..<2 {
+                let off = Int64(header.slotOffset(slot))
+                do {
+                    let slotHead = try Sys.pread(fd, count: MetadataSlot.headerSize, at: off)
+                    guard let (_, length) = try MetadataSlot.decodeHeader(slotHead, capacity: header.slotCapacity) else { continue }
+                    let whole = try Sys.pread(fd, count: MetadataSlot.headerSize + length, at: off)
+                    guard let (gen, body) = try MetadataSlot.decode(whole, capacity: header.slotCapacity) else { continue }
+                    if gen > (best?.gen ?? 0) { best = (gen, body, slot) }
+                } catch let e as FormatError {
+                    firstError = firstError ?? e
+                }
+            }
+            guard let best else {
+                throw firstError ?? FormatError.malformed("no valid metadata slot")
+            }
+            let metadata = try FileMetadata(decoding: best.body)
+            guard metadata.fileID == header.fileID else { throw FormatError.malformed("metadata belongs to another file (file id mismatch)") }
+            let stored = UInt64(st.size - Int64(header.dataOffset))
+            guard ContentCipher.plaintextSize(forStoredLength: stored) != nil else {
+                throw FormatError.truncated("data block (the data region ends inside a block header)")
+            }
+            return EncryptedFileInfo(
+                header: header, metadata: metadata, metadataBody: best.body, metadataGeneration: best.gen,
+                activeSlot: best.slot, backingLength: st.size, sizeRecordBytes: Array(head[64..<192]))
+        }
+    }
+
+    /// Whether the file at `fd` starts with the encrypted-file magic.
+    public static func hasMagic(_ fd: FileDescriptor) -> Bool {
+        guard let b = try? Sys.pread(fd, count: FileHeader.magic.count, at: 0) else { return false }
+        return FileHeader.hasMagic(b)
+    }
+}

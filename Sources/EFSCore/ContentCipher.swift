@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import Crypto
+import Foundation
+
+/// The data-block layout of format v1 and the AEAD that protects it.
+///
+/// Plaintext is cut into 4096-byte blocks. Block `i` is stored at `dataOffset + i * 4124` as
+/// `nonce(12) ‖ ciphertext(n) ‖ tag(16)`, sealed with AES-256-GCM under the file's content key, with associated
+/// data `"EFS1BLK\0" ‖ fileID(16) ‖ i (u64 LE)`. Only the last block may be shorter than 4096. An all-zero stored
+/// block is a hole (plaintext zeros) and is accepted only when the file's authenticated size record says the file
+/// is sparse. `Documentation/file-format.md` §5.
+public struct ContentCipher: Sendable {
+    /// Plaintext bytes per block (v1: 4096, `blockShift` 12).
+    public static let blockSize = 4_096
+    public static let nonceSize = 12
+    public static let tagSize = 16
+    public static let overhead = nonceSize + tagSize
+    /// Stored bytes per full block.
+    public static let storedBlockSize = blockSize + overhead
+
+    let key: SymmetricKey
+    let fileID: FileID
+
+    public init(_ fek: FileEncryptionKey) {
+        self.key = fek.contentKey
+        self.fileID = fek.fileID
+    }
+
+    @inline(__always)
+    func associatedData(_ index: UInt64) -> [UInt8] {
+        var aad = KeyLabels.blockAADPrefix
+        aad.reserveCapacity(32)
+        aad.append(contentsOf: fileID.bytes)
+        for i in 0..<8 { aad.append(UInt8(truncatingIfNeeded: index >> (8 * UInt64(i)))) }
+        return aad
+    }
+
+    /// Seals one block of at most ``blockSize`` bytes with a fresh random nonce; returns the stored form.
+    public func seal(block index: UInt64, _ plaintext: some DataProtocol) -> [UInt8] {
+        seal(block: index, plaintext, nonce: AES.GCM.Nonce())
+    }
+
+    /// Seals with a caller-chosen nonce. Only known-answer tests may use this: a repeated nonce under one key
+    /// breaks GCM.
+    func unsafeUncheckedSeal(block index: UInt64, _ plaintext: some DataProtocol, nonce: [UInt8]) -> [UInt8] {
+        seal(block: index, plaintext, nonce: try! AES.GCM.Nonce(data: nonce))
+    }
+
+    func seal(block index: UInt64, _ plaintext: some DataProtocol, nonce: AES.GCM.Nonce) -> [UInt8] {
+        precondition(plaintext.count <= Self.blockSize, "block larger than the block size")
+        do {
+            let box = try AES.GCM.seal(plaintext, using: key, nonce: nonce, authenticating: associatedData(index))
+            // `combined` is nonce ‖ ciphertext ‖ tag for the default 12-byte nonce.
+            guard let combined = box.combined else { preconditionFailure("12-byte nonce has a combined form") }
+            return Array(combined)
+        } catch {
+            preconditionFailure("AES-GCM seal with a valid 256-bit key cannot fail: \(error)")
+        }
+    }
+
+    /// Appends the stored form of `plaintext` (≤ one block) to `output`.
+    public func seal(block index: UInt64, _ plaintext: some DataProtocol, into output: inout [UInt8]) {
+        output.append(contentsOf: seal(block: index, plaintext))
+    }
+
+    /// Opens one stored block.
+    ///
+    /// - Parameter allowHole: whether an all-zero stored block reads as zeros (the file is sparse).
+    /// - Throws: ``FormatError/authenticationFailed`` on any tampering, truncation or misplacement.
+    public func open(block index: UInt64, _ stored: some Collection<UInt8>, allowHole: Bool) throws(FormatError) -> [UInt8] {
+        guard stored.count >= Self.overhead, stored.count <= Self.storedBlockSize else { throw .authenticationFailed }
+        if allowHole, !stored.contains(where: { $0 != 0 }) {
+            return [UInt8](repeating: 0, count: stored.count - Self.overhead)
+        }
+        do {
+            let box = try AES.GCM.SealedBox(combined: Array(stored))
+            return Array(try AES.GCM.open(box, using: key, authenticating: associatedData(index)))
+        } catch {
+            throw .authenticationFailed
+        }
+    }
+
+    /// The bare AES-256-GCM primitive, for the Wycheproof vectors: opens `ciphertext ‖ tag`.
+    static func _openPrimitive(key: [UInt8], nonce: [UInt8], aad: [UInt8], ciphertext: [UInt8], tag: [UInt8]) -> [UInt8]? {
+        guard let n = try? AES.GCM.Nonce(data: nonce),
+            let box = try? AES.GCM.SealedBox(nonce: n, ciphertext: ciphertext, tag: tag),
+            let pt = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: aad)
+        else { return nil }
+        return Array(pt)
+    }
+
+    /// The bare AES-256-GCM primitive, for the Wycheproof vectors: returns `ciphertext ‖ tag`.
+    static func _sealPrimitive(key: [UInt8], nonce: [UInt8], aad: [UInt8], plaintext: [UInt8]) -> [UInt8]? {
+        guard let n = try? AES.GCM.Nonce(data: nonce),
+            let box = try? AES.GCM.seal(plaintext, using: SymmetricKey(data: key), nonce: n, authenticating: aad)
+        else { return nil }
+        return Array(box.ciphertext) + Array(box.tag)
+    }
+
+    // MARK: - Layout arithmetic
+
+    /// The stored length of a data region that holds `size` plaintext bytes.
+    public static func storedLength(forPlaintextSize size: UInt64) -> UInt64 {
+        let full = size / UInt64(blockSize)
+        let rem = size % UInt64(blockSize)
+        return full * UInt64(storedBlockSize) + (rem == 0 ? 0 : rem + UInt64(overhead))
+    }
+
+    /// The plaintext size a stored data region of `length` bytes holds, or nil when the length cannot be produced
+    /// by any plaintext (a tail of 1…27 bytes: truncated inside a block header).
+    public static func plaintextSize(forStoredLength length: UInt64) -> UInt64? {
+        let full = length / UInt64(storedBlockSize)
+        let rem = length % UInt64(storedBlockSize)
+        if rem == 0 { return full * UInt64(blockSize) }
+        guard rem > UInt64(overhead) else { return nil }
+        return full * UInt64(blockSize) + rem - UInt64(overhead)
+    }
+}

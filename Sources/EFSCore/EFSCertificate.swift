@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+import _CryptoExtras
+
+/// An X.509 certificate that a FEK can be wrapped for: a user's EFS certificate or a recovery agent's.
+///
+/// Supported public keys: RSA 2048–4096 (FEK wrapped with RSA-OAEP-SHA256) and EC P-256/P-384 (FEK wrapped with
+/// HPKE, RFC 9180). Certificates from an enterprise CA work as long as their key is one of these.
+///
+/// ```swift
+/// let cert = try EFSCertificate(pem: text)
+/// print(cert.displayName, cert.thumbprint)
+/// ```
+public struct EFSCertificate: Sendable, Hashable {
+    /// Extended key usage "Encrypting File System" (szOID_EFS_CRYPTO).
+    public static let efsUsageOID: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 311, 10, 3, 4]
+    /// Extended key usage "File Recovery" (szOID_EFS_RECOVERY).
+    public static let recoveryUsageOID: ASN1ObjectIdentifier = [1, 3, 6, 1, 4, 1, 311, 10, 3, 4, 1]
+
+    public let der: [UInt8]
+    public let certificate: Certificate
+    public let thumbprint: Thumbprint
+    public let algorithm: WrapAlgorithm
+
+    public init(der: some Collection<UInt8>) throws(FormatError) {
+        let bytes = Array(der)
+        guard !bytes.isEmpty, bytes.count <= Limits.maximumCertificateSize else {
+            throw .limitExceeded("certificate", value: UInt64(bytes.count), maximum: Limits.maximumCertificateSize)
+        }
+        let cert: Certificate
+        do { cert = try Certificate(derEncoded: bytes) } catch {
+            throw .malformed("not a valid X.509 certificate: \(error)")
+        }
+        self.der = bytes
+        self.certificate = cert
+        self.thumbprint = Thumbprint(certificateDER: bytes)
+        if let rsa = _RSA.Signing.PublicKey(cert.publicKey) {
+            guard (2048...4096).contains(rsa.keySizeInBits) else {
+                throw FormatError(.unsupportedAlgorithm, "RSA key of \(rsa.keySizeInBits) bits: use 2048–4096")
+            }
+            self.algorithm = .rsaOAEPSHA256
+        } else if P256.Signing.PublicKey(cert.publicKey) != nil {
+            self.algorithm = .hpkeP256
+        } else if P384.Signing.PublicKey(cert.publicKey) != nil {
+            self.algorithm = .hpkeP384
+        } else {
+            throw FormatError(.unsupportedAlgorithm, "certificate key type is not supported (use RSA, P-256 or P-384)")
+        }
+    }
+
+    /// Parses the first `CERTIFICATE` in a PEM text, or DER bytes.
+    public init(pemOrDER bytes: [UInt8]) throws(FormatError) {
+        guard bytes.count <= Limits.maximumKeyFileSize else {
+            throw .limitExceeded("certificate file", value: UInt64(bytes.count), maximum: Limits.maximumKeyFileSize)
+        }
+        if let text = String(validating: bytes, as: UTF8.self), text.contains("-----BEGIN") {
+            let docs: [PEMDocument]
+            do { docs = try PEMDocument.parseMultiple(pemString: text) } catch {
+                throw .malformed("not valid PEM: \(error)")
+            }
+            guard let doc = docs.first(where: { $0.discriminator == "CERTIFICATE" }) else {
+                throw .malformed("no CERTIFICATE block in the PEM text")
+            }
+            try self.init(der: doc.derBytes)
+        } else {
+            try self.init(der: bytes)
+        }
+    }
+
+    public var pem: String {
+        PEMDocument(type: "CERTIFICATE", derBytes: der).pemString + "\n"
+    }
+
+    /// The subject's common name, or the whole subject when it has none.
+    public var displayName: String {
+        for rdn in certificate.subject {
+            for attr in rdn where attr.type == .RDNAttributeType.commonName {
+                return attr.value.description
+            }
+        }
+        return certificate.subject.description
+    }
+
+    /// Whether the certificate carries the File Recovery extended key usage.
+    public var isRecoveryAgent: Bool {
+        guard let eku = try? certificate.extensions.extendedKeyUsage else { return false }
+        return eku.contains(ExtendedKeyUsage.Usage(oid: Self.recoveryUsageOID))
+    }
+
+    public var notValidAfter: Date { certificate.notValidAfter }
+
+    public static func == (a: EFSCertificate, b: EFSCertificate) -> Bool { a.der == b.der }
+    public func hash(into h: inout Hasher) { h.combine(der) }
+
+    // MARK: - Wrapping
+
+    /// Wraps `fek` for this certificate's public key and returns the DDF/DRF entry.
+    public func wrap(_ fek: FileEncryptionKey) throws(FormatError) -> KeyEntry {
+        let wrapped: [UInt8]
+        do {
+            wrapped = try fek.key.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> [UInt8] in
+                // Invariant: `raw` is the 32-byte FEK and does not escape this closure.
+                let keyBytes = Data(raw)
+                switch algorithm {
+                case .rsaOAEPSHA256:
+                    let pub = try _RSA.Encryption.PublicKey(derRepresentation: _RSA.Signing.PublicKey(certificate.publicKey)!.derRepresentation)
+                    return Array(try pub.encrypt(keyBytes, padding: .PKCS1_OAEP_SHA256))
+                case .hpkeP256:
+                    let sig = P256.Signing.PublicKey(certificate.publicKey)!
+                    let pub = try P256.KeyAgreement.PublicKey(rawRepresentation: sig.rawRepresentation)
+                    var sender = try HPKE.Sender(recipientKey: pub, ciphersuite: .P256_SHA256_AES_GCM_256, info: Data(KeyLabels.hpkeWrapInfo))
+                    let ct = try sender.seal(keyBytes, authenticating: fek.fileID.bytes)
+                    return Array(sender.encapsulatedKey) + Array(ct)
+                case .hpkeP384:
+                    let sig = P384.Signing.PublicKey(certificate.publicKey)!
+                    let pub = try P384.KeyAgreement.PublicKey(rawRepresentation: sig.rawRepresentation)
+                    var sender = try HPKE.Sender(recipientKey: pub, ciphersuite: .P384_SHA384_AES_GCM_256, info: Data(KeyLabels.hpkeWrapInfo))
+                    let ct = try sender.seal(keyBytes, authenticating: fek.fileID.bytes)
+                    return Array(sender.encapsulatedKey) + Array(ct)
+                }
+            }
+        } catch {
+            throw FormatError(.unsupportedAlgorithm, "cannot wrap a key for \(displayName): \(error)")
+        }
+        return KeyEntry(algorithm: algorithm, thumbprint: thumbprint, certificateDER: der, wrappedKey: wrapped)
+    }
+}
+
+extension KeyEntry {
+    /// The entry's certificate, parsed. Throws if the stored DER is not a usable certificate.
+    public func certificate() throws(FormatError) -> EFSCertificate { try EFSCertificate(der: certificateDER) }
+
+    /// A human name for the entry: the certificate's common name, or "?" if it cannot be parsed.
+    public var displayName: String { (try? certificate().displayName) ?? "?" }
+}

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CEFSSystem
+import SystemPackage
+
+/// What `stat` says about a file, in Swift types.
+public struct FileStatus: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable { case regular, directory, symlink, other }
+    public var kind: Kind
+    public var permissions: FilePermissions
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var size: Int64
+    public var linkCount: UInt64
+    public var inode: UInt64
+    public var device: UInt64
+    public var accessTime: timespec
+    public var modificationTime: timespec
+    public var changeTime: timespec
+
+    init(_ s: stat) {
+        switch s.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        default: kind = .other
+        }
+        mode = s.st_mode
+        permissions = FilePermissions(rawValue: CModeT(s.st_mode & 0o7777))
+        uid = s.st_uid
+        gid = s.st_gid
+        size = Int64(s.st_size)
+        linkCount = UInt64(s.st_nlink)
+        inode = UInt64(s.st_ino)
+        device = UInt64(s.st_dev)
+        accessTime = s.st_atim
+        modificationTime = s.st_mtim
+        changeTime = s.st_ctim
+    }
+
+    public static func == (a: FileStatus, b: FileStatus) -> Bool {
+        a.inode == b.inode && a.device == b.device && a.mode == b.mode && a.size == b.size
+    }
+    public func hash(into h: inout Hasher) { h.combine(inode); h.combine(device) }
+}
+
+/// One directory entry.
+public struct DirectoryEntry: Sendable, Hashable {
+    public var name: String
+    public var isDirectory: Bool
+}
+
+/// Flags for ``Sys/open(_:_:mode:)``. `O_CLOEXEC` is always added.
+public struct OpenFlags: OptionSet, Sendable {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public static let readOnly = OpenFlags([])
+    public static let writeOnly = OpenFlags(rawValue: O_WRONLY)
+    public static let readWrite = OpenFlags(rawValue: O_RDWR)
+    public static let create = OpenFlags(rawValue: O_CREAT)
+    public static let exclusive = OpenFlags(rawValue: O_EXCL)
+    public static let truncate = OpenFlags(rawValue: O_TRUNC)
+    public static let append = OpenFlags(rawValue: O_APPEND)
+    public static let directory = OpenFlags(rawValue: O_DIRECTORY)
+    public static let noFollow = OpenFlags(rawValue: O_NOFOLLOW)
+    public static let nonBlocking = OpenFlags(rawValue: O_NONBLOCK)
+}
+
+/// Thin, typed wrappers over the system calls swift-efs needs. Every function throws `Errno`.
+public enum Sys {
+    // MARK: - Opening and closing
+
+    public static func open(_ path: FilePath, _ flags: OpenFlags, mode: FilePermissions = [.ownerReadWrite]) throws(Errno) -> FileDescriptor {
+        let fd = try path.withPlatformString { p in valueOrErrno { Glibc.open(p, flags.rawValue | O_CLOEXEC, mode.rawValue) } }.get()
+        return FileDescriptor(rawValue: fd)
+    }
+
+    public static func openat(_ dir: FileDescriptor, _ name: String, _ flags: OpenFlags, mode: FilePermissions = [.ownerReadWrite]) throws(Errno) -> FileDescriptor {
+        let fd = try valueOrErrno { Glibc.openat(dir.rawValue, name, flags.rawValue | O_CLOEXEC, mode.rawValue) }.get()
+        return FileDescriptor(rawValue: fd)
+    }
+
+    /// Closes `fd`. Never retried: after EINTR the descriptor is already gone on Linux.
+    public static func close(_ fd: FileDescriptor) {
+        _ = Glibc.close(fd.rawValue)
+    }
+
+    // MARK: - Data
+
+    /// Reads up to `count` bytes at `offset`, stopping early only at end of file.
+    public static func pread(_ fd: FileDescriptor, count: Int, at offset: Int64) throws(Errno) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let n = try preadInto(fd, &out, at: offset)
+        if n < count { out.removeSubrange(n...) }
+        return out
+    }
+
+    /// Reads into `buffer` at `offset`, returning bytes read (less than the buffer only at end of file).
+    public static func preadInto(_ fd: FileDescriptor, _ buffer: inout [UInt8], at offset: Int64) throws(Errno) -> Int {
+        var done = 0
+        let count = buffer.count
+        while done < count {
+            let n = try buffer.withUnsafeMutableBytes { raw in
+                // Invariant: `done < count`, so the pointer stays inside `raw`.
+                valueOrErrno { Glibc.pread(fd.rawValue, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            }.get()
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    public static func pwriteAll(_ fd: FileDescriptor, _ bytes: some ContiguousCollection<UInt8>, at offset: Int64) throws(Errno) {
+        FaultInjection.check(.write)
+        var done = 0
+        let count = bytes.count
+        while done < count {
+            let n = try bytes.withUnsafeBytesCompat { raw in
+                valueOrErrno { Glibc.pwrite(fd.rawValue, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            }.get()
+            done += n
+        }
+    }
+
+    /// Reads up to `count` bytes from the current position (pipes, terminals).
+    public static func read(_ fd: FileDescriptor, count: Int) throws(Errno) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let n = try out.withUnsafeMutableBytes { raw in valueOrErrno { Glibc.read(fd.rawValue, raw.baseAddress!, count) } }.get()
+        out.removeSubrange(n...)
+        return out
+    }
+
+    /// Writes all of `bytes` at the current position (pipes, standard output).
+    public static func writeAll(_ fd: FileDescriptor, _ bytes: some ContiguousCollection<UInt8>) throws(Errno) {
+        var done = 0
+        let count = bytes.count
+        while done < count {
+            let n = try bytes.withUnsafeBytesCompat { raw in
+                valueOrErrno { Glibc.write(fd.rawValue, raw.baseAddress! + done, count - done) }
+            }.get()
+            done += n
+        }
+    }
+
+    public static func fsync(_ fd: FileDescriptor) throws(Errno) {
+        FaultInjection.check(.fsync)
+        try nothingOrErrno { Glibc.fsync(fd.rawValue) }.get()
+    }
+
+    public static func fdatasync(_ fd: FileDescriptor) throws(Errno) {
+        FaultInjection.check(.fsync)
+        try nothingOrErrno { Glibc.fdatasync(fd.rawValue) }.get()
+    }
+
+    public static func ftruncate(_ fd: FileDescriptor, _ length: Int64) throws(Errno) {
+        FaultInjection.check(.truncate)
+        try nothingOrErrno { Glibc.ftruncate(fd.rawValue, off_t(length)) }.get()
+    }
+
+    /// Punches a hole (keeps the size). Returns false where the file system cannot.
+    public static func punchHole(_ fd: FileDescriptor, offset: Int64, length: Int64) -> Bool {
+        let FALLOC_FL_KEEP_SIZE: Int32 = 0x01
+        let FALLOC_FL_PUNCH_HOLE: Int32 = 0x02
+        return cefs_fallocate(fd.rawValue, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(offset), off_t(length)) == 0
+    }
+
+    // MARK: - Metadata
+
+    public static func fstat(_ fd: FileDescriptor) throws(Errno) -> FileStatus {
+        var s = Glibc.stat()
+        try nothingOrErrno { cefs_fstat(fd.rawValue, &s) }.get()
+        return FileStatus(s)
+    }
+
+    public static func stat(_ path: FilePath) throws(Errno) -> FileStatus {
+        var s = Glibc.stat()
+        try path.withPlatformString { p in nothingOrErrno { cefs_stat(p, &s) } }.get()
+        return FileStatus(s)
+    }
+
+    public static func lstat(_ path: FilePath) throws(Errno) -> FileStatus {
+        var s = Glibc.stat()
+        try path.withPlatformString { p in nothingOrErrno { cefs_lstat(p, &s) } }.get()
+        return FileStatus(s)
+    }
+
+    public static func fchmod(_ fd: FileDescriptor, _ mode: UInt32) throws(Errno) {
+        try nothingOrErrno { Glibc.fchmod(fd.rawValue, mode_t(mode)) }.get()
+    }
+
+    public static func fchown(_ fd: FileDescriptor, uid: UInt32, gid: UInt32) throws(Errno) {
+        try nothingOrErrno { Glibc.fchown(fd.rawValue, uid, gid) }.get()
+    }
+
+    public static func futimens(_ fd: FileDescriptor, access: timespec, modification: timespec) throws(Errno) {
+        var times = [access, modification]
+        try nothingOrErrno { Glibc.futimens(fd.rawValue, &times) }.get()
+    }
+
+    /// Whether the calling process may write `path` (real uid, like `access(2)`).
+    public static func isWritable(_ path: FilePath) -> Bool {
+        path.withPlatformString { Glibc.access($0, W_OK) == 0 }
+    }
+
+    // MARK: - Names
+
+    public static func rename(_ from: FilePath, _ to: FilePath) throws(Errno) {
+        FaultInjection.check(.rename)
+        try from.withPlatformString { f in to.withPlatformString { t in nothingOrErrno { Glibc.rename(f, t) } } }.get()
+    }
+
+    /// `renameat2(RENAME_NOREPLACE)`: fails with EEXIST if `to` exists. Falls back to link+unlink where the file
+    /// system lacks renameat2 (some network file systems).
+    public static func renameNoReplace(_ from: FilePath, _ to: FilePath) throws(Errno) {
+        FaultInjection.check(.rename)
+        let RENAME_NOREPLACE: UInt32 = 1
+        let r = from.withPlatformString { f in
+            to.withPlatformString { t in
+                nothingOrErrno { cefs_renameat2(f, t, RENAME_NOREPLACE) }
+            }
+        }
+        switch r {
+        case .success: return
+        case .failure(let e) where e == .invalidArgument || e == .noFunction:
+            try from.withPlatformString { f in to.withPlatformString { t in nothingOrErrno { Glibc.link(f, t) } } }.get()
+            try unlink(from)
+        case .failure(let e): throw e
+        }
+    }
+
+    public static func unlink(_ path: FilePath) throws(Errno) {
+        try path.withPlatformString { p in nothingOrErrno { Glibc.unlink(p) } }.get()
+    }
+
+    public static func mkdir(_ path: FilePath, mode: UInt32 = 0o755) throws(Errno) {
+        try path.withPlatformString { p in nothingOrErrno { Glibc.mkdir(p, mode_t(mode)) } }.get()
+    }
+
+    public static func rmdir(_ path: FilePath) throws(Errno) {
+        try path.withPlatformString { p in nothingOrErrno { Glibc.rmdir(p) } }.get()
+    }
+
+    public static func chmod(_ path: FilePath, _ mode: UInt32) throws(Errno) {
+        try path.withPlatformString { p in nothingOrErrno { Glibc.chmod(p, mode_t(mode)) } }.get()
+    }
+
+    /// Lists a directory, without `.` and `..`, sorted by name.
+    public static func listDirectory(_ path: FilePath) throws(Errno) -> [DirectoryEntry] {
+        guard let dir = path.withPlatformString({ Glibc.opendir($0) }) else { throw Errno(rawValue: errno) }
+        defer { Glibc.closedir(dir) }
+        var out: [DirectoryEntry] = []
+        while true {
+            errno = 0
+            guard let ent = Glibc.readdir(dir) else {
+                if errno != 0 { throw Errno(rawValue: errno) }
+                break
+            }
+            let name = withUnsafePointer(to: ent.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." { continue }
+            var isDir = ent.pointee.d_type == UInt8(DT_DIR)
+            if ent.pointee.d_type == UInt8(DT_UNKNOWN) {
+                isDir = (try? lstat(path.appending(name)))?.kind == .directory
+            }
+            out.append(DirectoryEntry(name: name, isDirectory: isDir))
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+
+    public static func realpath(_ path: FilePath) throws(Errno) -> FilePath {
+        guard let r = path.withPlatformString({ Glibc.realpath($0, nil) }) else { throw Errno(rawValue: errno) }
+        defer { free(r) }
+        return FilePath(String(cString: r))
+    }
+
+    // MARK: - Locks
+
+    /// Takes a whole-file exclusive open-file-description lock without waiting. Returns false if another open file
+    /// description holds a conflicting lock. OFD locks are POSIX byte-range locks, which NFS (NLM/NFSv4) and SMB
+    /// mounts carry to the server.
+    public static func tryLockExclusive(_ fd: FileDescriptor) throws(Errno) -> Bool {
+        try tryLock(fd, type: Int16(F_WRLCK))
+    }
+
+    /// Takes a shared lock; false if an exclusive lock is held elsewhere.
+    public static func tryLockShared(_ fd: FileDescriptor) throws(Errno) -> Bool {
+        try tryLock(fd, type: Int16(F_RDLCK))
+    }
+
+    static func tryLock(_ fd: FileDescriptor, type: Int16) throws(Errno) -> Bool {
+        var fl = flock()
+        fl.l_type = type
+        fl.l_whence = Int16(SEEK_SET)
+        fl.l_start = 0
+        fl.l_len = 0
+        switch valueOrErrno({ cefs_ofd_setlk(fd.rawValue, &fl) }) {
+        case .success: return true
+        case .failure(let e) where e == .resourceTemporarilyUnavailable || e == .permissionDenied: return false
+        case .failure(let e): throw e
+        }
+    }
+
+    // MARK: - Extended attributes
+
+    /// Lists extended attribute names of an open file.
+    public static func listXattrs(_ fd: FileDescriptor) throws(Errno) -> [String] {
+        while true {
+            let size = try valueOrErrno { cefs_flistxattr(fd.rawValue, nil, 0) }.get()
+            if size == 0 { return [] }
+            var buf = [CChar](repeating: 0, count: size)
+            let r = valueOrErrno { cefs_flistxattr(fd.rawValue, &buf, size) }
+            switch r {
+            case .failure(let e) where e == .outOfRange: continue
+            case .failure(let e): throw e
+            case .success(let n):
+                return buf[0..<n].split(separator: 0).map { String(decoding: $0.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+            }
+        }
+    }
+
+    public static func getXattr(_ fd: FileDescriptor, _ name: String) throws(Errno) -> [UInt8] {
+        while true {
+            let size = try valueOrErrno { cefs_fgetxattr(fd.rawValue, name, nil, 0) }.get()
+            var buf = [UInt8](repeating: 0, count: size)
+            let r = valueOrErrno { cefs_fgetxattr(fd.rawValue, name, &buf, size) }
+            switch r {
+            case .failure(let e) where e == .outOfRange: continue
+            case .failure(let e): throw e
+            case .success(let n): return Array(buf[0..<n])
+            }
+        }
+    }
+
+    public static func setXattr(_ fd: FileDescriptor, _ name: String, _ value: [UInt8]) throws(Errno) {
+        FaultInjection.check(.write)
+        try nothingOrErrno { cefs_fsetxattr(fd.rawValue, name, value, value.count, 0) }.get()
+    }
+
+    public static func removeXattr(_ fd: FileDescriptor, _ name: String) throws(Errno) {
+        try nothingOrErrno { cefs_fremovexattr(fd.rawValue, name) }.get()
+    }
+
+    // MARK: - Process
+
+    public static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+
+    public static var effectiveUserID: UInt32 { geteuid() }
+
+    /// Online processors.
+    public static var processorCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    public static var effectiveGroupID: UInt32 { getegid() }
+
+    /// The login name of the effective user, from the password database, else `$USER`, else "uid N".
+    public static func userName() -> String {
+        if let pw = getpwuid(geteuid()), let n = pw.pointee.pw_name { return String(cString: n) }
+        return environment("USER") ?? "uid \(geteuid())"
+    }
+
+    /// The home directory of the effective user.
+    public static func homeDirectory() -> String {
+        if let h = environment("HOME"), !h.isEmpty { return h }
+        if let pw = getpwuid(geteuid()), let d = pw.pointee.pw_dir { return String(cString: d) }
+        return "/"
+    }
+
+    public static func isTerminal(_ fd: FileDescriptor) -> Bool { isatty(fd.rawValue) == 1 }
+
+    public static func setUmask(_ mask: UInt32) -> UInt32 { UInt32(umask(mode_t(mask))) }
+
+    /// Prompts on the controlling terminal and reads a line with echo off. Returns nil if there is no terminal.
+    public static func readSecretFromTerminal(prompt: String) -> [UInt8]? {
+        let tty = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard tty >= 0 else { return nil }
+        defer { Glibc.close(tty) }
+        var old = termios()
+        guard tcgetattr(tty, &old) == 0 else { return nil }
+        var quiet = old
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        _ = Array(prompt.utf8).withUnsafeBytes { Glibc.write(tty, $0.baseAddress, $0.count) }
+        _ = tcsetattr(tty, TCSAFLUSH, &quiet)
+        defer {
+            _ = tcsetattr(tty, TCSAFLUSH, &old)
+            _ = Glibc.write(tty, "\n", 1)
+        }
+        var line: [UInt8] = []
+        var c: UInt8 = 0
+        while Glibc.read(tty, &c, 1) == 1 {
+            if c == 0x0A || c == 0x0D { break }
+            line.append(c)
+            if line.count > 4096 { break }
+        }
+        return line
+    }
+
+    /// Fills a buffer with zeros in a way the optimiser does not remove.
+    public static func secureZero(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { raw in
+            if let base = raw.baseAddress { cefs_explicit_bzero(base, raw.count) }
+        }
+    }
+}
+
+
+/// A contiguous byte collection that can lend its bytes (Array, ArraySlice).
+public protocol ContiguousCollection<Element>: Collection {
+    func withUnsafeBytesCompat<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
+}
+
+extension Array: ContiguousCollection where Element == UInt8 {
+    public func withUnsafeBytesCompat<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let r: Result<R, E> = withUnsafeBytes { raw in
+            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
+}
+
+extension ArraySlice: ContiguousCollection where Element == UInt8 {
+    public func withUnsafeBytesCompat<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        let r: Result<R, E> = withUnsafeBytes { raw in
+            do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
+        }
+        return try r.get()
+    }
+}

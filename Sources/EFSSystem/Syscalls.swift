@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Synchronization
+import SystemPackage
+
+// The only place in swift-efs that calls the C library. Every call returns `Result<_, Errno>` through
+// `valueOrErrno`, retries EINTR where POSIX allows it (never for close), and passes the fault-injection seam
+// (see ``FaultInjection``) for the calls that change state on disk.
+
+@inline(__always)
+func valueOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ f: () -> I) -> Result<I, Errno> {
+    while true {
+        let r = f()
+        if r != -1 { return .success(r) }
+        let e = Errno(rawValue: errno)
+        if retryOnInterrupt && e == .interrupted { continue }
+        return .failure(e)
+    }
+}
+
+@inline(__always)
+func nothingOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ f: () -> I) -> Result<Void, Errno> {
+    valueOrErrno(retryOnInterrupt: retryOnInterrupt, f).map { _ in () }
+}
+
+/// The kinds of call the fault seam can stop at.
+public enum FaultPoint: String, Sendable, CaseIterable {
+    case write, fsync, rename, truncate
+}
+
+/// A crash-injection seam for tests: when `EFS_CRASH_AT=KIND:N` is set (KIND one of `write`, `fsync`, `rename`,
+/// `truncate`, or `any`), the process exits with status 86 immediately before the Nth such call, as if killed. Release
+/// builds ignore the variable.
+public enum FaultInjection {
+    public static let exitStatus: Int32 = 86
+
+    #if DEBUG
+    nonisolated(unsafe) static let target: (kind: String, n: Int)? = {
+        guard let raw = getenv("EFS_CRASH_AT") else { return nil }
+        let parts = String(cString: raw).split(separator: ":")
+        guard parts.count == 2, let n = Int(parts[1]), n > 0 else { return nil }
+        return (String(parts[0]), n)
+    }()
+    static let count = Atomic<Int>(0)
+    #endif
+
+    @inline(__always)
+    static func check(_ point: FaultPoint) {
+        #if DEBUG
+        guard let t = target, t.kind == point.rawValue || t.kind == "any" else { return }
+        let n = count.add(1, ordering: .relaxed).newValue
+        if n == t.n { _exit(exitStatus) }
+        #endif
+    }
+}
+
+extension FaultInjection {
+    /// Whether crash injection is compiled in (debug builds).
+    public static var isAvailable: Bool {
+        #if DEBUG
+        return true
+        #else
+        return false
+        #endif
+    }
+}

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFS
+import EFSCore
+import EFSSystem
+import Foundation
+import SystemPackage
+
+/// A temporary directory removed when the value is released.
+public final class TemporaryDirectory: @unchecked Sendable {
+    public let path: FilePath
+
+    public init(_ prefix: String = "efs-test") {
+        let base = FilePath(NSTemporaryDirectory()).appending("\(prefix)-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(atPath: base.string, withIntermediateDirectories: true)
+        path = base
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path.string) }
+
+    public func appending(_ name: String) -> FilePath { path.appending(name) }
+
+    /// Writes a file and returns its path.
+    @discardableResult
+    public func write(_ name: String, _ bytes: [UInt8]) -> FilePath {
+        let p = path.appending(name)
+        try! Data(bytes).write(to: URL(fileURLWithPath: p.string))
+        return p
+    }
+}
+
+/// Reads and writes whole files in tests.
+public enum TestFiles {
+    public static func read(_ path: FilePath) -> [UInt8] {
+        (try? Array(Data(contentsOf: URL(fileURLWithPath: path.string)))) ?? []
+    }
+
+    public static func write(_ path: FilePath, _ bytes: [UInt8]) {
+        try! Data(bytes).write(to: URL(fileURLWithPath: path.string))
+    }
+
+    public static func exists(_ path: FilePath) -> Bool { FileManager.default.fileExists(atPath: path.string) }
+
+    /// Deterministic pseudo-random bytes.
+    public static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }
+
+    /// Flips one bit of a file in place.
+    public static func flipBit(_ path: FilePath, at offset: Int, bit: Int = 0) {
+        var b = read(path)
+        b[offset] ^= UInt8(1 << bit)
+        write(path, b)
+    }
+}
+
+/// A small, seedable generator for reproducible property tests.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A user with a key store of their own, for API tests.
+public struct TestUser: Sendable {
+    public let name: String
+    public let store: KeyStore
+    public let session: EFSSession
+    public let certificate: EFSCertificate
+
+    /// Makes a key store under `dir` with one unencrypted key (EC P-256 unless told otherwise).
+    public init(_ name: String, in dir: TemporaryDirectory, kind: UserPrivateKey.Kind = .p256, recoveryAgent: Bool = false) throws {
+        self.name = name
+        store = KeyStore(root: dir.appending("home-\(name)"))
+        certificate = try store.generateKey(name: name, kind: kind, recoveryAgent: recoveryAgent, passphrase: nil)
+        session = EFSSession(keyStore: store, passphrase: nil)
+    }
+}
