@@ -97,10 +97,7 @@ extension EncryptedFile {
     func readParallel(at offset: UInt64, count: Int) throws(EFSError) -> [UInt8] {
         let bs = UInt64(ContentCipher.blockSize)
         precondition(offset % bs == 0)
-        let (storedCount, sizeRec, storedLen) = state.withLock { s in
-            (s.storedLength, s.sizeRecord, s.storedLength)
-        }
-        _ = storedCount
+        let (sizeRec, storedLen) = state.withLock { s in (s.sizeRecord, s.storedLength) }
         let end = min(sizeRec.plaintextSize, offset + UInt64(count))
         guard end > offset else { return [] }
         let first = offset / bs

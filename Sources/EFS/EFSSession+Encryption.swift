@@ -58,6 +58,12 @@ extension EFSSession {
     }
 
     func metadata(users: [EFSCertificate], agents: [EFSCertificate], fek: FileEncryptionKey) throws(EFSError) -> FileMetadata {
+        guard !users.isEmpty, users.count <= Limits.maximumEntriesPerList, agents.count <= Limits.maximumEntriesPerList else {
+            throw EFSError(.invalidArgument, "a file needs 1–\(Limits.maximumEntriesPerList) users and at most \(Limits.maximumEntriesPerList) recovery agents")
+        }
+        guard Set(users.map(\.thumbprint)).count == users.count, Set(agents.map(\.thumbprint)).count == agents.count else {
+            throw EFSError(.invalidArgument, "a certificate is listed twice")
+        }
         do {
             return FileMetadata(fileID: fek.fileID, users: try users.map { c throws(FormatError) in try c.wrap(fek) },
                                 recoveryAgents: try agents.map { c throws(FormatError) in try c.wrap(fek) })

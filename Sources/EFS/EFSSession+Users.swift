@@ -96,17 +96,24 @@ extension EFSSession {
                 let volume = try Volume.find(containing: file, includeSelf: false)
                 var changed = false
                 try updateKeyLists(file) { (meta: inout FileMetadata, fek: FileEncryptionKey) throws(EFSError) in
+                    // Only the caller's own user entries move to the current key; a caller who opens the file as a
+                    // recovery agent only is not added as a user.
                     var users: [KeyEntry] = []
-                    var haveCurrent = false
+                    var mine = false
                     for e in meta.users {
-                        if e.thumbprint == current.thumbprint {
-                            haveCurrent = true
-                            users.append(e)
-                        } else if !own.contains(e.thumbprint) {
+                        if own.contains(e.thumbprint) {
+                            if !mine { users.append(e.thumbprint == current.thumbprint ? e : try wrap(current, fek)) }
+                            mine = true
+                        } else {
                             users.append(e)
                         }
                     }
-                    if !haveCurrent { users.append(try wrap(current, fek)) }
+                    if mine, !users.contains(where: { $0.thumbprint == current.thumbprint }) {
+                        users.append(try wrap(current, fek))
+                    }
+                    users = users.reduce(into: [KeyEntry]()) { acc, e in
+                        if !acc.contains(where: { $0.thumbprint == e.thumbprint }) { acc.append(e) }
+                    }
                     var agents = meta.recoveryAgents
                     if let volume {
                         let old = Dictionary(meta.recoveryAgents.map { ($0.thumbprint, $0) }, uniquingKeysWith: { a, _ in a })
@@ -178,8 +185,12 @@ extension EFSSession {
         if slotBytes.count <= info.header.slotCapacity {
             let slot = 1 - info.activeSlot
             try mapErrors(path, "cannot update the key lists") {
-                // The old slot stays intact until the new one is complete and flushed.
+                // The old slot stays intact until the new one is complete and flushed; then it is cleared, so the
+                // old key lists cannot be brought back by editing its unkeyed generation and checksum.
                 try Sys.pwriteAll(fd, slotBytes, at: Int64(info.header.slotOffset(slot)))
+                try Sys.fdatasync(fd)
+                let oldLength = MetadataSlot.headerSize + info.metadataBody.count
+                try Sys.pwriteAll(fd, [UInt8](repeating: 0, count: oldLength), at: Int64(info.header.slotOffset(info.activeSlot)))
                 try Sys.fdatasync(fd)
             }
             return

@@ -93,7 +93,7 @@ public final class EFSSession: Sendable {
     /// authenticates the metadata with it.
     func fileKey(for metadata: FileMetadata, path: FilePath?) throws(EFSError) -> FileEncryptionKey {
         let entries = metadata.allEntries.filter { keyStore.hasPrivateKey($0.thumbprint) }
-        // Keys already unlocked first, then unencrypted ones, then the rest (each may prompt).
+        // Keys already unlocked first, then the rest in key-list order (each may prompt).
         let cached = unlocked.withLock { Set($0.keys) }
         let ordered = entries.sorted { a, b in
             func rank(_ e: KeyEntry) -> Int { cached.contains(e.thumbprint) ? 0 : 1 }

@@ -161,21 +161,15 @@ public final class EncryptedFile: Sendable {
             let oldSize = s.sizeRecord.plaintextSize
             let newSize = max(oldSize, end)
             let bs = UInt64(ContentCipher.blockSize)
-            var touchedFirst = offset / bs
+            let touchedFirst = offset / bs
             let touchedLast = (end - 1) / bs
-            var sparse = s.sizeRecord.isSparse
-            // The old last partial block grows when the file grows past it: include it in the rewrite.
-            if newSize > oldSize, oldSize % bs != 0 {
-                let lb = oldSize / bs
-                if lb < touchedFirst {
-                    if lb + 1 < touchedFirst { sparse = true }
-                    try self.rewriteBlocks(&s, lb...lb, newSize: newSize, overlay: [], overlayOffset: 0)
-                }
-            } else if newSize > oldSize, offset / bs > (oldSize + bs - 1) / bs {
-                sparse = true
+            let usedBlocks = (oldSize + bs - 1) / bs
+            // Blocks between the old end and the write become holes.
+            let sparse = s.sizeRecord.isSparse || touchedFirst > usedBlocks
+            // The old last partial block grows when the file grows past it: complete it first (zero-filled).
+            if oldSize % bs != 0, oldSize / bs < touchedFirst {
+                try self.rewriteBlocks(&s, (oldSize / bs)...(oldSize / bs), newSize: newSize, overlay: [], overlayOffset: 0)
             }
-            if newSize > oldSize, oldSize % bs == 0, offset / bs > oldSize / bs { sparse = true }
-            touchedFirst = offset / bs
             try self.rewriteBlocks(&s, touchedFirst...touchedLast, newSize: newSize, overlay: bytes, overlayOffset: offset)
             if newSize != oldSize || sparse != s.sizeRecord.isSparse {
                 try self.updateSize(&s, newSize, sparse: sparse)
@@ -192,7 +186,12 @@ public final class EncryptedFile: Sendable {
         out.reserveCapacity(blocks.count * ContentCipher.storedBlockSize)
         for b in blocks {
             let start = b * bs
-            let newLen = Int(min(bs, newSize - start))
+            // A stored block is never rewritten shorter than it is: a last block may be longer than the size
+            // needs (after a shrink), and the bytes past the size are zeros by definition.
+            let storedOffset = b * UInt64(ContentCipher.storedBlockSize)
+            let storedPlain = s.storedLength > storedOffset + UInt64(ContentCipher.overhead)
+                ? Int(min(UInt64(ContentCipher.storedBlockSize), s.storedLength - storedOffset)) - ContentCipher.overhead : 0
+            let newLen = max(Int(min(bs, newSize - start)), storedPlain)
             let oldLen = Int(min(bs, oldSize > start ? oldSize - start : 0))
             let coverFrom = overlayOffset > start ? Int(overlayOffset - start) : 0
             let coverTo = overlayEnd > start ? Int(min(bs, overlayEnd - start)) : 0
@@ -227,18 +226,10 @@ public final class EncryptedFile: Sendable {
             if newSize == oldSize { return }
             if newSize < oldSize {
                 // Shrink: the size record first, so a crash leaves stale data past the end, never a short file.
+                // The block holding the new end is kept whole (bytes past the size are ignored and count as zero
+                // when the file grows again), so no block is ever rewritten in a way a crash could tear.
                 try self.updateSize(&s, newSize, sparse: s.sizeRecord.isSparse, force: true)
-                if newSize % bs != 0 {
-                    let b = newSize / bs
-                    let plain = try self.existingBlock(&s, b, length: Int(newSize - b * bs))
-                    let stored = self.cipher.seal(block: b, plain)
-                    try mapErrors(self.path, "cannot write") {
-                        try Sys.pwriteAll(self.fd, stored, at: self.dataOffset + Int64(b * UInt64(ContentCipher.storedBlockSize)))
-                    }
-                }
-                let len = ContentCipher.storedLength(forPlaintextSize: newSize)
-                try mapErrors(self.path, "cannot truncate") { try Sys.ftruncate(self.fd, self.dataOffset + Int64(len)) }
-                s.storedLength = len
+                try self.trimToBlockBoundary(&s)
             } else {
                 // Grow: complete the old last block, then extend with zeros (holes), then publish the size.
                 var sparse = s.sizeRecord.isSparse
@@ -275,24 +266,22 @@ public final class EncryptedFile: Sendable {
         s.sizeDirty = false
     }
 
+    /// Drops whole stored blocks past the one that holds the last byte of the file (stale data from a shrink or a
+    /// crash). The last block itself may stay longer than the size needs.
+    private func trimToBlockBoundary(_ s: inout State) throws(EFSError) {
+        let size = s.sizeRecord.plaintextSize
+        let blocks = (size + UInt64(ContentCipher.blockSize) - 1) / UInt64(ContentCipher.blockSize)
+        let keep = min(s.storedLength, blocks * UInt64(ContentCipher.storedBlockSize))
+        if s.storedLength > keep {
+            try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(keep)) }
+            s.storedLength = keep
+        }
+    }
+
     /// Drops stale data past the end implied by the size record (left by a crash), once per handle.
     private func cleanTail(_ s: inout State) throws(EFSError) {
         guard !s.tailClean else { return }
-        let size = s.sizeRecord.plaintextSize
-        let exact = ContentCipher.storedLength(forPlaintextSize: size)
-        if s.storedLength > exact {
-            let bs = UInt64(ContentCipher.blockSize)
-            if size % bs != 0 {
-                let b = size / bs
-                let plain = try existingBlock(&s, b, length: Int(size - b * bs))
-                let stored = cipher.seal(block: b, plain)
-                try mapErrors(path, "cannot write") {
-                    try Sys.pwriteAll(fd, stored, at: dataOffset + Int64(b * UInt64(ContentCipher.storedBlockSize)))
-                }
-            }
-            try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(exact)) }
-            s.storedLength = exact
-        }
+        try trimToBlockBoundary(&s)
         s.tailClean = true
     }
 

@@ -66,7 +66,10 @@ public enum TemporaryName {
         var g = SystemRandomNumberGenerator()
         let suffix = String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
         let dir = path.removingLastComponent()
-        return (dir.isEmpty ? FilePath(".") : dir).appending(".\(name.prefix(200))\(marker)\(suffix)")
+        // Keep the name under NAME_MAX (255 bytes) whatever its script: cut at a character boundary by bytes.
+        var short = ""
+        for ch in name where short.utf8.count + String(ch).utf8.count <= 200 { short.append(ch) }
+        return (dir.isEmpty ? FilePath(".") : dir).appending(".\(short)\(marker)\(suffix)")
     }
 
     /// Whether a directory entry name is a temporary file of ours.

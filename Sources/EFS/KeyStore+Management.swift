@@ -34,49 +34,58 @@ extension KeyStore {
         public var withPrivateKey: Bool
     }
 
-    /// Imports certificates and private keys from a PEM (or DER certificate) file.
+    /// Imports certificates and private keys from PEM (or DER certificate) files, taken together: a key in one file
+    /// may belong to a certificate in another, or to a certificate already in the store.
     ///
-    /// A private key is stored only with its certificate (matched by public key). An encrypted key is stored as it
-    /// is; an unencrypted key is encrypted with `protect` unless that is nil.
+    /// An encrypted key is stored as it is; an unencrypted key is encrypted with `protect` unless that is nil.
     ///
-    /// - Parameter passphrase: unlocks encrypted keys in the file.
-    public func importFile(_ bytes: [UInt8], source: String, passphrase: () throws -> Passphrase, protect: Passphrase?) throws(EFSError) -> [ImportResult] {
-        let bundle: KeyBundle
-        do { bundle = try KeyBundle(parsing: bytes) } catch { throw EFSError(.corrupt, "\(source): \(error.message)", cause: error) }
-        var results: [ImportResult] = []
-        var used = Set<Int>()
-        for cert in bundle.certificates {
-            var stored = false
-            for (i, pem) in bundle.privateKeys.enumerated() where !used.contains(i) {
-                let key: UserPrivateKey
-                do { key = try PrivateKeyFile.decode(Array(pem.utf8), passphrase: passphrase) } catch let e as FormatError where e.code == .authenticationFailed {
-                    throw EFSError(.wrongPassphrase, "\(source): wrong passphrase for the private key", cause: e)
-                } catch let e as FormatError {
-                    throw EFSError(.corrupt, "\(source): \(e.message)", cause: e)
-                } catch let e as EFSError {
-                    throw e
-                } catch {
-                    throw EFSError(.wrongPassphrase, "\(source): cannot read a passphrase: \(error)", cause: error)
-                }
-                guard key.matches(cert) else { continue }
-                used.insert(i)
-                try add(cert)
-                if PrivateKeyFile.isEncrypted(pem) {
-                    try FileIO.writeAtomically(keyPath(cert.thumbprint), Array(pem.utf8), mode: 0o600)
-                } else {
-                    let out = PrivateKeyFile.encode(key, passphrase: protect)
-                    try FileIO.writeAtomically(keyPath(cert.thumbprint), Array(out.utf8), mode: 0o600)
-                }
-                stored = true
-                break
+    /// - Parameter passphrase: unlocks encrypted keys in the files.
+    public func importFiles(_ files: [(bytes: [UInt8], source: String)], passphrase: () throws -> Passphrase, protect: Passphrase?) throws(EFSError) -> [ImportResult] {
+        var certs: [EFSCertificate] = []
+        var keys: [(pem: String, source: String)] = []
+        for f in files {
+            do {
+                let bundle = try KeyBundle(parsing: f.bytes)
+                certs += bundle.certificates
+                keys += bundle.privateKeys.map { ($0, f.source) }
+            } catch {
+                throw EFSError(.corrupt, "\(f.source): \(error.message)", cause: error)
             }
-            if !stored { try add(cert) }
-            results.append(ImportResult(certificate: cert, withPrivateKey: stored))
         }
-        if used.count < bundle.privateKeys.count {
-            throw EFSError(.invalidArgument, "\(source): a private key has no matching certificate in the file; import the key together with its certificate")
+        let known = (try? list().map(\.certificate)) ?? []
+        var withKey = Set<Thumbprint>()
+        for k in keys {
+            let key = try Self.decodeKey(k.pem, source: k.source, passphrase: passphrase)
+            var match: EFSCertificate?
+            for c in certs + known where match == nil && key.matches(c) { match = c }
+            guard let cert = match else {
+                throw EFSError(.invalidArgument, "\(k.source): the private key matches no certificate given or in the key store; import it together with its certificate")
+            }
+            try add(cert)
+            let text = PrivateKeyFile.isEncrypted(k.pem) ? k.pem : PrivateKeyFile.encode(key, passphrase: protect)
+            try FileIO.writeAtomically(keyPath(cert.thumbprint), Array(text.utf8), mode: 0o600)
+            withKey.insert(cert.thumbprint)
+            if !certs.contains(cert) { certs.append(cert) }
+        }
+        var results: [ImportResult] = []
+        var seen = Set<Thumbprint>()
+        for c in certs where seen.insert(c.thumbprint).inserted {
+            if !withKey.contains(c.thumbprint) { try add(c) }
+            results.append(ImportResult(certificate: c, withPrivateKey: withKey.contains(c.thumbprint) || hasPrivateKey(c.thumbprint)))
         }
         return results
+    }
+
+    private static func decodeKey(_ pem: String, source: String, passphrase: () throws -> Passphrase) throws(EFSError) -> UserPrivateKey {
+        do { return try PrivateKeyFile.decode(Array(pem.utf8), passphrase: passphrase) } catch let e as FormatError where e.code == .authenticationFailed {
+            throw EFSError(.wrongPassphrase, "\(source): wrong passphrase for the private key", cause: e)
+        } catch let e as FormatError {
+            throw EFSError(.corrupt, "\(source): \(e.message)", cause: e)
+        } catch let e as EFSError {
+            throw e
+        } catch {
+            throw EFSError(.wrongPassphrase, "\(source): cannot read a passphrase: \(error)", cause: error)
+        }
     }
 
     /// The private key of `thumbprint` as a PEM text that openssl reads, encrypted with `protect`.

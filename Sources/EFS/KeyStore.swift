@@ -107,6 +107,9 @@ public struct KeyStore: Sendable {
         guard FileIO.exists(keyPath(thumbprint)) else {
             throw EFSError(.noUserKeys, "the key store has no private key for \(thumbprint); import it first")
         }
+        if try certificate(thumbprint).isRecoveryAgent {
+            throw EFSError(.invalidArgument, "\(thumbprint) is a recovery agent certificate; choose a user key as the current key")
+        }
         try create()
         try FileIO.writeAtomically(currentFile, Array("\(thumbprint.hex)\n".utf8), mode: 0o600)
     }

@@ -79,7 +79,11 @@ public struct Volume: Sendable {
         var agents: [EFSCertificate] = []
         if FileIO.exists(policy) {
             let pem = String(decoding: try FileIO.read(policy, maximum: maximumPolicySize), as: UTF8.self)
-            agents = try parseCertificates(pem, source: policy)
+            var seen = Set<Thumbprint>()
+            agents = try parseCertificates(pem, source: policy).filter { seen.insert($0.thumbprint).inserted }
+            guard agents.count <= Limits.maximumEntriesPerList else {
+                throw EFSError(.corrupt, "\(policy): more than \(Limits.maximumEntriesPerList) recovery agents")
+            }
         }
         return Volume(root: root, id: id, recoveryAgents: agents)
     }

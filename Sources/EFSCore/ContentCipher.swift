@@ -109,7 +109,7 @@ public struct ContentCipher: Sendable {
     }
 
     /// The plaintext size a stored data region of `length` bytes holds, or nil when the length cannot be produced
-    /// by any plaintext (a tail of 1…27 bytes: truncated inside a block header).
+    /// by any plaintext (a tail of 1…28 bytes: truncated inside a block's nonce and tag; no block is empty).
     public static func plaintextSize(forStoredLength length: UInt64) -> UInt64? {
         let full = length / UInt64(storedBlockSize)
         let rem = length % UInt64(storedBlockSize)

@@ -83,7 +83,7 @@ enum CLI {
     static func certificate(_ name: String) throws -> EFSCertificate {
         let bytes = try readInput(name)
         do { return try EFSCertificate(pemOrDER: bytes) } catch {
-            throw EFSError(.corrupt, "\(name): \(error.message)")
+            throw EFSError(error.code == .unsupportedAlgorithm ? .notSupported : .corrupt, "\(name): \(error.message)")
         }
     }
 
@@ -123,7 +123,11 @@ struct PassphraseOptions: ParsableArguments {
 
     /// A new passphrase for protecting a key: from the file, or asked twice on the terminal.
     func newPassphrase(what: String) throws -> Passphrase {
-        if let file = fileName { return Passphrase(fileContents: try CLI.readInput(file, maximum: 4096)) }
+        if let file = fileName {
+            let p = Passphrase(fileContents: try CLI.readInput(file, maximum: 4096))
+            guard !p.isEmpty else { throw EFSError(.wrongPassphrase, "\(file): empty passphrase: use --no-passphrase to store the key unprotected") }
+            return p
+        }
         guard var first = Sys.readSecretFromTerminal(prompt: "New passphrase for \(what): ") else {
             throw EFSError(.wrongPassphrase, "no terminal to ask for a passphrase: use --passphrase-file FILE, EFS_PASSPHRASE_FILE or --no-passphrase")
         }

@@ -29,7 +29,20 @@ struct EncryptCommand: ParsableCommand {
     func run() throws {
         let session = passphrase.session()
         try CLI.forEach(paths) { path in
-            try Tree.visit(FilePath(path), recursive: recursive, directoriesFirst: true) { p in
+            let top = FilePath(path)
+            try Tree.visit(top, recursive: recursive, directoriesFirst: true) { p in
+                // Below the top, a volume root or a directory where encryption is disabled is walked, not marked.
+                if recursive, Files.isDirectory(p) {
+                    let s = try session.fileEncryptionStatus(at: p)
+                    if s == .rootDirectory || (s == .directoryDisallowed && p != top) {
+                        return
+                    }
+                }
+                if recursive, p != top, !Files.isDirectory(p),
+                    try session.fileEncryptionStatus(at: p) == .directoryDisallowed
+                {
+                    return
+                }
                 try session.encryptFile(at: p, options: ReplaceOptions(wipeOld: wipe))
                 if verbose { print("encrypted \(p)") }
             }
@@ -46,7 +59,8 @@ enum Tree {
             return
         }
         if directoriesFirst { try body(path) }
-        for name in try Files.list(path) where !Files.isInternal(name) {
+        // Symbolic links are not followed or changed (their targets may lie outside the tree).
+        for name in try Files.list(path) where !Files.isInternal(name) && !Files.isSymlink(path.appending(name)) {
             try visit(path.appending(name), recursive: true, directoriesFirst: directoriesFirst, body)
         }
         if !directoriesFirst { try body(path) }

@@ -9,6 +9,8 @@ import SystemPackage
 enum Files {
     static func isDirectory(_ path: FilePath) -> Bool { (try? Sys.lstat(path))?.kind == .directory }
 
+    static func isSymlink(_ path: FilePath) -> Bool { (try? Sys.lstat(path))?.kind == .symlink }
+
     static func list(_ path: FilePath) throws -> [String] {
         do { return try Sys.listDirectory(path).map(\.name) } catch {
             throw EFSError(error == .permissionDenied ? .accessDenied : .ioError, "\(path): cannot list: \(error)")

@@ -2,6 +2,7 @@
 // This file is part of swift-efs. See LICENSE for details.
 
 import ArgumentParser
+import Foundation
 import EFS
 import EFSCore
 
@@ -21,15 +22,15 @@ struct KeyImportCommand: ParsableCommand {
     @OptionGroup var passphrase: PassphraseOptions
 
     func run() throws {
-        let store = KeyStore(root: KeyStore.defaultLocation())
-        let provider = passphrase.provider()
-        try CLI.forEach(files) { file in
-            let bytes = try CLI.readInput(file)
-            let text = String(decoding: bytes, as: UTF8.self)
-            let needsProtection = !noPassphrase && text.contains("PRIVATE KEY") && !text.contains("ENCRYPTED PRIVATE KEY")
+        try CLI.run {
+            let store = KeyStore(root: KeyStore.defaultLocation())
+            let provider = passphrase.provider()
+            let inputs = try files.map { (bytes: try CLI.readInput($0), source: $0) }
+            let text = inputs.map { String(decoding: $0.bytes, as: UTF8.self) }.joined()
+            let needsProtection = !noPassphrase && text.contains("PRIVATE KEY-----") && text.replacingOccurrences(of: "ENCRYPTED PRIVATE KEY", with: "").contains("PRIVATE KEY-----")
             let protect = needsProtection ? try passphrase.newPassphrase(what: "the imported key") : nil
-            let results = try store.importFile(bytes, source: file, passphrase: {
-                try provider(PassphraseRequest(thumbprint: .init(bytes: [UInt8](repeating: 0, count: 20))!, displayName: file, attempt: 1))
+            let results = try store.importFiles(inputs, passphrase: {
+                try provider(PassphraseRequest(thumbprint: Thumbprint(bytes: [UInt8](repeating: 0, count: 20))!, displayName: files.joined(separator: ", "), attempt: 1))
             }, protect: protect)
             for r in results {
                 print("\(r.certificate.thumbprint)  \(r.certificate.displayName)\(r.withPrivateKey ? "  (with private key)" : "")")

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFS
+import EFSCore
+import EFSTestSupport
+import Foundation
+import SystemPackage
+import Testing
+
+/// Each test here pins a bug found in review; the name says what went wrong.
+@Suite("Regressions")
+struct RegressionTests {
+    @Test("a recovery policy listing one certificate twice still encrypts readable files")
+    func duplicateRecoveryAgent() throws {
+        let f = try Fixture()
+        let policy = f.volume.appending(".efs/recovery-policy.pem")
+        TestFiles.write(policy, TestFiles.read(policy) + Array(f.agent.certificate.pem.utf8))
+        let p = f.file("dup.txt", Array("dup".utf8))
+        try f.alice.session.encryptFile(at: p)
+        #expect(try f.alice.session.open(at: p).read(at: 0, count: 3) == Array("dup".utf8))
+        #expect(try f.alice.session.queryRecoveryAgents(at: p).count == 1)
+    }
+
+    @Test("after a user is removed the old metadata slot is cleared")
+    func oldSlotCleared() throws {
+        let f = try Fixture()
+        let bob = try TestUser("bob", in: f.dir)
+        let p = f.file("s.txt", Array("slots".utf8))
+        try f.alice.session.encryptFile(at: p)
+        try f.alice.session.addUsers(at: p, certificates: [bob.certificate])
+        try f.alice.session.removeUsers(at: p, thumbprints: [bob.certificate.thumbprint])
+        let b = TestFiles.read(p)
+        let cap = Int(b[32]) | Int(b[33]) << 8 | Int(b[34]) << 16 | Int(b[35]) << 24
+        let slots = [Array(b[4096..<(4096 + 64)]), Array(b[(4096 + cap)..<(4096 + cap + 64)])]
+        #expect(slots.filter { $0.contains { $0 != 0 } }.count == 1)
+        #expect(throws: EFSError(.noKey, "")) { try bob.session.open(at: p) }
+    }
+
+    @Test("shrinking into a block and growing again keeps every block readable")
+    func shrinkThenGrow() throws {
+        let f = try Fixture()
+        let plain = TestFiles.bytes(20_000, seed: 3)
+        let p = f.file("g.bin", plain)
+        try f.alice.session.encryptFile(at: p)
+        let w = try f.alice.session.open(at: p, writable: true)
+        try w.truncate(to: 5_000)
+        try w.truncate(to: 4_500)
+        try w.write([9, 9], at: 4_600)
+        try w.truncate(to: 7_000)
+        try w.close()
+        var expected = Array(plain[0..<4_500]) + [UInt8](repeating: 0, count: 2_500)
+        expected[4_600] = 9
+        expected[4_601] = 9
+        #expect(try f.alice.session.open(at: p).read(at: 0, count: 10_000) == expected)
+    }
+
+    @Test("rekey by a recovery agent does not add the agent as a user")
+    func rekeyAsAgent() throws {
+        let f = try Fixture()
+        let p = f.file("ra.txt", [1])
+        try f.alice.session.encryptFile(at: p)
+        let agentUser = try f.agent.store.generateKey(name: "agent as user", kind: .p256, recoveryAgent: false, passphrase: nil)
+        _ = agentUser
+        let r = try f.agent.session.rekey(at: p, recursive: false)
+        #expect(r.map(\.outcome) == [.unchanged])
+        #expect(try f.alice.session.queryUsers(at: p).map(\.displayName) == ["alice"])
+    }
+
+    @Test("file names near NAME_MAX in a multi-byte script can be encrypted")
+    func longNames() throws {
+        let f = try Fixture()
+        let name = String(repeating: "é", count: 120)  // 240 bytes
+        let p = f.file(name, [1, 2, 3])
+        try f.alice.session.encryptFile(at: p)
+        #expect(try f.alice.session.fileEncryptionStatus(at: p) == .encrypted)
+    }
+
+    @Test("a recovery agent certificate cannot become the current key")
+    func agentNotCurrent() throws {
+        let f = try Fixture()
+        #expect(throws: EFSError(.invalidArgument, "")) { try f.agent.store.setCurrent(f.agent.certificate.thumbprint) }
+    }
+}
