@@ -27,6 +27,8 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // Pure: the MS-EFSR raw stream encoder and single-step decoder. No I/O.
+        .target(name: "EFSRawStream", dependencies: ["EFSCore"]),
         // C shims for GNU/Linux calls the Glibc module lacks. Imported by EFSSystem only.
         .target(name: "CEFSSystem"),
         // The only importer of Glibc.
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "EFS",
             dependencies: [
-                "EFSCore", "EFSSystem",
+                "EFSCore", "EFSRawStream", "EFSSystem",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -61,6 +63,7 @@ let package = Package(
             dependencies: ["EFSCore"],
             resources: [.copy("Vectors")]
         ),
+        .testTarget(name: "EFSRawStreamTests", dependencies: ["EFSRawStream", "EFSCore"]),
         .testTarget(name: "EFSSystemTests", dependencies: ["EFSSystem", "EFSTestSupport"]),
         .testTarget(
             name: "EFSTests",
