@@ -25,3 +25,4 @@ int cefs_fsetxattr(int fd, const char *name, const void *value, size_t size, int
 int cefs_fremovexattr(int fd, const char *name) { return fremovexattr(fd, name); }
 void cefs_explicit_bzero(void *p, size_t n) { explicit_bzero(p, n); }
 int cefs_ofd_setlk(int fd, struct flock *fl) { return fcntl(fd, F_OFD_SETLK, fl); }
+int cefs_ofd_getlk(int fd, struct flock *fl) { return fcntl(fd, F_OFD_GETLK, fl); }

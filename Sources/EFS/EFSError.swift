@@ -14,7 +14,7 @@ public struct EFSError: Error, Sendable, CustomStringConvertible, Equatable {
             case fileNotFound, accessDenied, sharingViolation, notEncrypted, readOnly, encryptionDisallowed,
                 noKey, noUserKeys, authenticationFailed, corrupt, unsupportedVersion, wrongPassphrase,
                 notOnVolume, alreadyExists, ioError, lastUser, notSupported, invalidArgument, notExportFormat,
-                invalidOperation
+                invalidOperation, aborted
         }
         let base: Base
         public var description: String { base.rawValue }
@@ -48,6 +48,8 @@ public struct EFSError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let notExportFormat = Code(base: .notExportFormat)
         /// A call made in the wrong state (e.g. a second write on a raw context).
         public static let invalidOperation = Code(base: .invalidOperation)
+        /// A raw export or import callback stopped the operation.
+        public static let aborted = Code(base: .aborted)
     }
 
     public var code: Code
@@ -100,6 +102,7 @@ public struct EFSError: Error, Sendable, CustomStringConvertible, Equatable {
         case .invalidArgument: 87  // ERROR_INVALID_PARAMETER
         case .notExportFormat: 6008  // ERROR_NOT_EXPORT_FORMAT
         case .invalidOperation: 1  // ERROR_INVALID_FUNCTION
+        case .aborted: (cause as? RawCallbackError)?.code ?? 1_223  // the callback's own code, else ERROR_CANCELLED
         }
     }
 
@@ -113,6 +116,7 @@ public struct EFSError: Error, Sendable, CustomStringConvertible, Equatable {
         case .alreadyExists: .fileExists
         case .notSupported, .encryptionDisallowed: .notSupported
         case .invalidArgument, .notExportFormat, .invalidOperation, .notEncrypted, .notOnVolume: .invalidArgument
+        case .aborted: .canceled
         case .authenticationFailed, .corrupt, .unsupportedVersion, .ioError: .ioError
         }
     }

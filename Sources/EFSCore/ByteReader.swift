@@ -105,7 +105,7 @@ public struct ByteWriter: Sendable {
 
 extension UInt64 {
     /// Decodes 8 little-endian bytes at `offset` of `bytes`; the caller guarantees the range is valid.
-    static func littleEndian(_ bytes: some Collection<UInt8>) -> UInt64 {
+    public static func littleEndian(_ bytes: some Collection<UInt8>) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0
         for b in bytes.prefix(8) {

@@ -379,6 +379,32 @@ public enum Sys {
 
     public static func setUmask(_ mask: UInt32) -> UInt32 { UInt32(umask(mode_t(mask))) }
 
+    /// The process umask (read by setting and restoring it; not thread-safe against concurrent umask changes).
+    public static func currentUmask() -> UInt32 {
+        let m = umask(0o022)
+        umask(m)
+        return UInt32(m)
+    }
+
+    /// Whether another open file description holds a lock on `fd`'s file that conflicts with an exclusive lock.
+    public static func isLockedElsewhere(_ fd: FileDescriptor) throws(Errno) -> Bool {
+        var fl = flock()
+        fl.l_type = Int16(F_WRLCK)
+        fl.l_whence = Int16(SEEK_SET)
+        fl.l_start = 0
+        fl.l_len = 0
+        try nothingOrErrno { cefs_ofd_getlk(fd.rawValue, &fl) }.get()
+        return fl.l_type != Int16(F_UNLCK)
+    }
+
+    /// Releases this descriptor's OFD lock.
+    public static func unlock(_ fd: FileDescriptor) {
+        var fl = flock()
+        fl.l_type = Int16(F_UNLCK)
+        fl.l_whence = Int16(SEEK_SET)
+        _ = cefs_ofd_setlk(fd.rawValue, &fl)
+    }
+
     /// Prompts on the controlling terminal and reads a line with echo off. Returns nil if there is no terminal.
     public static func readSecretFromTerminal(prompt: String) -> [UInt8]? {
         let tty = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC)

@@ -20,5 +20,6 @@ int cefs_fsetxattr(int fd, const char *name, const void *value, size_t size, int
 int cefs_fremovexattr(int fd, const char *name);
 void cefs_explicit_bzero(void *p, size_t n);
 int cefs_ofd_setlk(int fd, struct flock *fl);
+int cefs_ofd_getlk(int fd, struct flock *fl);
 
 #endif

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFSCore
+import EFSRawStream
+import EFSSystem
+import SystemPackage
+
+extension RawContext {
+    /// Largest chunk asked of an import callback.
+    public static let importChunkSize = 65_536
+
+    /// `WriteEncryptedFileRaw`: pulls the stream from `source` until it returns an empty chunk, checks it, and
+    /// replaces the target atomically. `source` gets the most bytes it may return.
+    ///
+    /// - Throws: ``EFSError/Code/notExportFormat`` for a malformed stream (nothing is changed),
+    ///   ``EFSError/Code/aborted`` if `source` throws.
+    public func write(_ source: (Int) throws -> [UInt8]) throws(EFSError) {
+        try begin(importing: true)
+        var importer = Importer(context: self)
+        var decoder = RawStreamDecoder()
+        var buffer = RawInputBuffer()
+        do {
+            while true {
+                let chunk: [UInt8]
+                do { chunk = try source(Self.importChunkSize) } catch {
+                    throw EFSError(.aborted, "\(path): the import callback stopped the import", cause: error)
+                }
+                guard chunk.count <= Self.importChunkSize else {
+                    throw EFSError(.invalidArgument, "the import callback returned more bytes than asked for")
+                }
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+                while let record = try decoder.next(from: &buffer) { try importer.handle(record) }
+            }
+            try decoder.finish(buffer)
+            try importer.commit()
+        } catch let e as RawStreamError {
+            importer.discard()
+            throw EFSError(.notExportFormat, "\(path): \(e)", cause: e)
+        } catch let e as EFSError {
+            importer.discard()
+            throw e
+        } catch {
+            importer.discard()
+            throw EFSError(.ioError, "\(path): \(error)", cause: error)
+        }
+    }
+
+    /// Imports from a file descriptor until end of file.
+    public func importStream(from input: FileDescriptor) throws(EFSError) {
+        try write { max in
+            do throws(Errno) { return try Sys.read(input, count: max) } catch { throw EFSError.system(error, "cannot read the stream") }
+        }
+    }
+}
+
+/// Applies decoded records to a temporary file (or a directory marker) and commits it.
+struct Importer {
+    let context: RawContext
+    var path: FilePath { context.path }
+    var temp: FilePath?
+    var fd: FileDescriptor?
+    var meta: RawMetadata?
+    var header: FileHeader?
+    var current: RawStreamHeader?
+    /// End of the data written so far, in stored bytes, and whether the last block written was partial.
+    var storedEnd: UInt64 = 0
+    var endedWithPartialBlock = false
+    var named: [(String, [UInt8])] = []
+    var namedValue: [UInt8] = []
+
+    init(context: RawContext) { self.context = context }
+
+    var directoryTarget: Bool { context.flags.contains(.createForDirectory) }
+
+    mutating func handle(_ record: RawRecord) throws {
+        switch record {
+        case .header:
+            break
+        case .metadata(let bytes):
+            let m: RawMetadata
+            do { m = try RawMetadata(decoding: bytes) } catch {
+                throw EFSError(.notExportFormat, "\(path): the metadata stream is not swift-efs metadata: \(error.message)", cause: error)
+            }
+            meta = m
+            try createTemporary(m)
+        case .stream(let h):
+            try flushNamed()
+            current = h
+            if h.kind == .data, directoryTarget {
+                throw EFSError(.notExportFormat, "\(path): a directory's stream has a data stream")
+            }
+            if h.flag != 0, h.kind != .metadata {
+                throw EFSError(.notExportFormat, "\(path): stream without FEK encryption (Flag 1) refused: a raw stream never carries plaintext")
+            }
+        case .segment(let seg, let payload):
+            guard let seg, let cur = current else { throw EFSError(.notExportFormat, "\(path): a segment without an encryption header") }
+            switch cur.kind {
+            case .data: try writeData(seg, payload)
+            case .named:
+                guard !context.flags.contains(.dropAlternateStreams) else { return }
+                guard seg.startingFileOffset == 0, namedValue.isEmpty, payload.count <= RawStream.maximumNamedStreamSize else {
+                    throw EFSError(.notExportFormat, "\(path): a named stream must be one segment at offset 0")
+                }
+                namedValue = payload
+            case .metadata: throw EFSError(.notExportFormat, "\(path): unexpected metadata segment")
+            }
+        }
+    }
+
+    mutating func flushNamed() throws {
+        if let cur = current, case .named(let name) = cur.kind, !context.flags.contains(.dropAlternateStreams) {
+            guard named.count < NamedStreams.maximumCount else { throw EFSError(.notExportFormat, "\(path): too many named streams") }
+            guard !namedValue.isEmpty else { throw EFSError(.notExportFormat, "\(path): the named stream '\(name)' is empty") }
+            guard !name.contains("/"), name.utf8.count + NamedStreams.backingPrefix.utf8.count <= 255 else {
+                throw EFSError(.notExportFormat, "\(path): bad named stream name")
+            }
+            named.append((name, namedValue))
+        }
+        namedValue = []
+    }
+
+    mutating func createTemporary(_ m: RawMetadata) throws {
+        let target = directoryTarget ? path.appending(DirectoryMarker.name) : path
+        let tmp = directoryTarget
+            ? TemporaryName.beside(path.removingLastComponent().appending(".\(path.lastComponent?.string ?? "dir")"))
+            : TemporaryName.beside(target)
+        let h = FileHeader(fileID: m.header.fileID, slotCapacity: FileHeader.slotCapacity(forMetadataSize: m.metadataBody.count))
+        let newFD = try Sys.open(tmp, [.readWrite, .create, .exclusive], mode: [.ownerReadWrite])
+        temp = tmp
+        fd = newFD
+        context.state.withLock {
+            $0.temporary = tmp
+            $0.temporaryFD = newFD
+        }
+        try Sys.pwriteAll(newFD, h.encoded() + m.sizeRecordBytes, at: 0)
+        try Sys.pwriteAll(newFD, MetadataSlot.encode(body: m.metadataBody, generation: 1), at: Int64(h.slotOffset(0)))
+        try Sys.ftruncate(newFD, Int64(h.dataOffset))
+        header = h
+    }
+
+    mutating func writeData(_ seg: DataSegmentHeader, _ payload: [UInt8]) throws {
+        guard let fd, let header else { throw EFSError(.notExportFormat, "\(path): data before metadata") }
+        // Our data segments: one data block, offsets on block boundaries, whole stored blocks except at the end.
+        guard seg.dataBlockSizes.count == 1, seg.startingFileOffset % UInt64(ContentCipher.blockSize) == 0 else {
+            throw EFSError(.notExportFormat, "\(path): a data segment is not laid out in swift-efs blocks")
+        }
+        guard !endedWithPartialBlock else { throw EFSError(.notExportFormat, "\(path): data follows a partial last block") }
+        guard let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(payload.count)), plain == UInt64(seg.bytesWithinStreamSize) else {
+            throw EFSError(.notExportFormat, "\(path): a data segment's size does not match its blocks")
+        }
+        let storedOffset = seg.startingFileOffset / UInt64(ContentCipher.blockSize) * UInt64(ContentCipher.storedBlockSize)
+        try Sys.pwriteAll(fd, payload, at: Int64(header.dataOffset) + Int64(storedOffset))
+        storedEnd = storedOffset + UInt64(payload.count)
+        endedWithPartialBlock = payload.count % ContentCipher.storedBlockSize != 0
+    }
+
+    /// Checks the whole object, fsyncs it and renames it into place.
+    mutating func commit() throws {
+        try flushNamed()
+        guard let fd, let temp, let meta, let header else { throw EFSError(.notExportFormat, "\(path): no metadata stream") }
+        if !directoryTarget {
+            // Holes left out at the end of a sparse file are restored as holes; a short non-sparse file is truncated.
+            let needed = ContentCipher.storedLength(forPlaintextSize: meta.claimedPlaintextSize)
+            if storedEnd < needed {
+                guard meta.claimsSparse, !endedWithPartialBlock || storedEnd == 0 else {
+                    throw EFSError(.notExportFormat, "\(path): the stream is truncated: the file should hold \(meta.claimedPlaintextSize) bytes")
+                }
+                try Sys.ftruncate(fd, Int64(header.dataOffset) + Int64(needed))
+            }
+        }
+        for (name, value) in named { try Sys.setXattr(fd, NamedStreams.backingPrefix + name, value) }
+        _ = try EncryptedFileInfo.read(fd, path: path)
+        let st = context.state.withLock { $0.existing }
+        var mode = 0o666 & ~Sys.currentUmask()
+        if let st, st.kind == .regular {
+            mode = st.mode & 0o7777
+            if Sys.effectiveUserID == 0 { try? Sys.fchown(fd, uid: st.uid, gid: st.gid) }
+        }
+        try Sys.fchmod(fd, directoryTarget ? 0o644 : mode)
+        try Sys.fsync(fd)
+        if directoryTarget {
+            if !FileIO.exists(path) { try Sys.mkdir(path, mode: 0o777 & ~Sys.currentUmask()) }
+            try Sys.rename(temp, path.appending(DirectoryMarker.name))
+            FileIO.syncDirectory(path)
+        } else if st == nil {
+            try Sys.renameNoReplace(temp, path)
+        } else {
+            try Sys.rename(temp, path)
+        }
+        FileIO.syncDirectory(path.removingLastComponent())
+        context.state.withLock {
+            $0.temporary = nil
+        }
+    }
+
+    /// Removes the temporary file after a failure.
+    func discard() {
+        context.state.withLock { s in
+            if let fd = s.temporaryFD { Sys.close(fd) }
+            if let t = s.temporary { try? Sys.unlink(t) }
+            s.temporaryFD = nil
+            s.temporary = nil
+        }
+    }
+}

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFS
+import EFSCore
+import EFSSystem
+import EFSTestSupport
+import Foundation
+import SystemPackage
+import Testing
+
+func exportRaw(_ path: FilePath, flags: RawFlags = []) throws -> [UInt8] {
+    let ctx = try RawContext.open(path, flags: flags)
+    defer { ctx.close() }
+    var out: [UInt8] = []
+    try ctx.read { out += $0 }
+    return out
+}
+
+func importRaw(_ stream: [UInt8], to path: FilePath, flags: RawFlags = [.createForImport], chunk: Int = 65_536) throws {
+    let ctx = try RawContext.open(path, flags: flags)
+    defer { ctx.close() }
+    var pos = 0
+    try ctx.write { max in
+        let n = min(max, chunk, stream.count - pos)
+        defer { pos += n }
+        return Array(stream[pos..<(pos + n)])
+    }
+}
+
+@Suite("Raw export and import")
+struct RawAPITests {
+    @Test("round trip to another volume and another user store", arguments: [0, 1, 4095, 4096, 4097, 61_440, 61_441, 65_537, 2 * 1_048_576 + 3])
+    func roundTrip(size: Int) throws {
+        let f = try Fixture()
+        let plain = TestFiles.bytes(size, seed: UInt64(size) + 1)
+        let p = f.file("r.bin", plain)
+        try f.alice.session.encryptFile(at: p)
+        let stream = try exportRaw(p)
+        #expect(Array(stream[4..<12]) == Array("R\0O\0B\0S\0".utf8))
+        if size >= 16 { #expect(!contains(stream, Array(plain[(size / 2)..<(size / 2 + 16)]))) }
+        // Another machine: a different directory tree, the same users' keys.
+        let other = TemporaryDirectory()
+        let dst = other.appending("restored.bin")
+        try importRaw(stream, to: dst, chunk: 7_777)
+        let file = try f.alice.session.open(at: dst)
+        #expect(file.size == UInt64(size))
+        #expect(try file.read(at: 0, count: size + 1) == plain)
+        try file.close()
+        #expect(try f.agent.session.open(at: dst).read(at: 0, count: size) == plain)
+        let mallory = try TestUser("mallory", in: other)
+        #expect(throws: EFSError(.noKey, "")) { try mallory.session.open(at: dst) }
+        // Export of the import is byte-identical.
+        #expect(try exportRaw(dst) == stream)
+    }
+
+    @Test("sparse files travel with their holes left out")
+    func sparse() throws {
+        let f = try Fixture()
+        let p = f.file("s.bin", Array("start".utf8))
+        try f.alice.session.encryptFile(at: p)
+        let w = try f.alice.session.open(at: p, writable: true)
+        try w.truncate(to: 64 << 20)
+        try w.write(Array("end".utf8), at: (32 << 20))
+        try w.close()
+        let stream = try exportRaw(p)
+        #expect(stream.count < 300_000)
+        let dst = f.volume.appending("s2.bin")
+        try importRaw(stream, to: dst)
+        let r = try f.alice.session.open(at: dst)
+        #expect(r.size == 64 << 20)
+        #expect(try r.read(at: 32 << 20, count: 3) == Array("end".utf8))
+        #expect(try r.read(at: 0, count: 5) == Array("start".utf8))
+        #expect(try r.read(at: (64 << 20) - 2, count: 2) == [0, 0])
+    }
+
+    @Test("directories export their metadata and named streams; import recreates them")
+    func directories() throws {
+        let f = try Fixture()
+        let d = f.volume.appending("dir")
+        try FileManager.default.createDirectory(atPath: d.string, withIntermediateDirectories: false)
+        try f.alice.session.encryptFile(at: d)
+        let stream = try exportRaw(d, flags: [.createForDirectory])
+        // A directory's stream has no ::$DATA stream.
+        #expect(!contains(stream, Array("::$DATA".utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })))
+        let dst = f.volume.appending("dir2")
+        try importRaw(stream, to: dst, flags: [.createForImport, .createForDirectory])
+        #expect(try f.alice.session.fileEncryptionStatus(at: dst) == .encrypted)
+        #expect(try f.alice.session.queryUsers(at: dst).map(\.displayName) == ["alice"])
+        #expect(throws: EFSError(.invalidArgument, "")) { try RawContext.open(f.file("x", [1]), flags: [.createForDirectory]) }
+    }
+
+    @Test("named streams (encrypted extended attributes) round trip and can be dropped")
+    func namedStreams() throws {
+        let f = try Fixture()
+        let p = f.file("n.bin", [1, 2, 3])
+        try f.alice.session.encryptFile(at: p)
+        let fd = try Sys.open(p, .readWrite)
+        let sealed = [UInt8](repeating: 0x5A, count: 40)
+        do { try Sys.setXattr(fd, "user.efs.x.user.comment", sealed) } catch { Sys.close(fd); return }  // no xattrs here
+        Sys.close(fd)
+        let stream = try exportRaw(p)
+        let dst = f.volume.appending("n2.bin")
+        try importRaw(stream, to: dst)
+        let fd2 = try Sys.open(dst, .readOnly)
+        #expect(try Sys.getXattr(fd2, "user.efs.x.user.comment") == sealed)
+        Sys.close(fd2)
+        let dropped = try exportRaw(p, flags: [.dropAlternateStreams])
+        #expect(dropped.count < stream.count)
+        let dst3 = f.volume.appending("n3.bin")
+        try importRaw(stream, to: dst3, flags: [.createForImport, .dropAlternateStreams])
+        let fd3 = try Sys.open(dst3, .readOnly)
+        #expect(try !Sys.listXattrs(fd3).contains("user.efs.x.user.comment"))
+        Sys.close(fd3)
+    }
+
+    @Test("a truncated stream at any offset leaves no file and does not touch an existing one")
+    func truncatedStreams() throws {
+        let f = try Fixture()
+        let p = f.file("t.bin", TestFiles.bytes(130_000, seed: 4))
+        try f.alice.session.encryptFile(at: p)
+        let stream = try exportRaw(p)
+        let existing = f.file("existing.bin", Array("keep me".utf8))
+        for cut in Array(0..<300) + Array(stride(from: 300, to: stream.count, by: 1_021)) {
+            let fresh = f.volume.appending("fresh.bin")
+            #expect(throws: EFSError.self, "cut \(cut)") { try importRaw(Array(stream[0..<cut]), to: fresh, chunk: 1_000) }
+            #expect(!TestFiles.exists(fresh), "cut \(cut)")
+            #expect(throws: EFSError.self) { try importRaw(Array(stream[0..<cut]), to: existing) }
+            #expect(TestFiles.read(existing) == Array("keep me".utf8))
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: f.volume.string).filter { $0.contains(".efs-tmp-") }
+        #expect(leftovers.isEmpty)
+        // Corrupt bytes inside the stream: rejected at import or at read, never wrong plaintext.
+        for pos in stride(from: 20, to: stream.count, by: 997) {
+            var bad = stream
+            bad[pos] ^= 0x40
+            let dst = f.volume.appending("bad.bin")
+            try? FileManager.default.removeItem(atPath: dst.string)
+            if (try? importRaw(bad, to: dst)) != nil {
+                let ok = (try? f.alice.session.open(at: dst).read(at: 0, count: 200_000)) == TestFiles.bytes(130_000, seed: 4)
+                let readable = (try? f.alice.session.open(at: dst).read(at: 0, count: 200_000)) != nil
+                #expect(ok || !readable, "flip at \(pos) decrypted to wrong bytes")
+            }
+        }
+    }
+
+    @Test("malformed streams are ERROR_NOT_EXPORT_FORMAT")
+    func notExportFormat() throws {
+        let f = try Fixture()
+        let e = try #require(throws: EFSError.self) { try importRaw(Array("not a raw stream at all".utf8), to: f.volume.appending("x")) }
+        #expect(e.code == .notExportFormat)
+        #expect(e.win32Code == 6008)
+    }
+
+    @Test("context rules: one write, no read on import, no write on export, close twice, sharing violations")
+    func contextRules() throws {
+        let f = try Fixture()
+        let p = f.file("c.bin", [1, 2, 3])
+        try f.alice.session.encryptFile(at: p)
+        let stream = try exportRaw(p)
+        let exp = try RawContext.open(p, flags: [])
+        #expect(throws: EFSError(.invalidOperation, "")) { try exp.write { _ in [] } }
+        #expect(throws: EFSError(.sharingViolation, "")) { try RawContext.open(p, flags: []) }
+        #expect(throws: EFSError(.sharingViolation, "")) { try f.alice.session.open(at: p) }
+        try exp.read { _ in }
+        #expect(throws: EFSError(.invalidOperation, "")) { try exp.read { _ in } }
+        exp.close()
+        exp.close()
+        #expect(throws: EFSError(.invalidOperation, "")) { try exp.read { _ in } }
+        let handle = try f.alice.session.open(at: p)
+        #expect(throws: EFSError(.sharingViolation, "")) { try RawContext.open(p, flags: []) }
+        #expect(throws: EFSError(.sharingViolation, "")) { try RawContext.open(p, flags: [.createForImport]) }
+        try handle.close()
+        let imp = try RawContext.open(f.volume.appending("new.bin"), flags: [.createForImport])
+        #expect(throws: EFSError(.invalidOperation, "")) { try imp.read { _ in } }
+        var pos = 0
+        try imp.write { max in
+            let n = min(max, stream.count - pos)
+            defer { pos += n }
+            return Array(stream[pos..<(pos + n)])
+        }
+        #expect(throws: EFSError(.invalidOperation, "")) { try imp.write { _ in [] } }
+        imp.close()
+        // Not encrypted → ERROR_FILE_NOT_ENCRYPTED.
+        let plain = f.file("plain.txt", [1])
+        let e = try #require(throws: EFSError.self) { try RawContext.open(plain, flags: []) }
+        #expect(e.win32Code == 6007)
+        #expect(throws: EFSError(.fileNotFound, "")) { try RawContext.open(f.volume.appending("missing"), flags: []) }
+    }
+
+    @Test("callbacks that fail abort cleanly on both sides")
+    func callbackAbort() throws {
+        let f = try Fixture()
+        let p = f.file("a.bin", TestFiles.bytes(200_000, seed: 9))
+        try f.alice.session.encryptFile(at: p)
+        let ctx = try RawContext.open(p, flags: [])
+        var calls = 0
+        let e = try #require(throws: EFSError.self) {
+            try ctx.read { _ in
+                calls += 1
+                if calls == 2 { throw RawCallbackError(code: 1_234) }
+            }
+        }
+        ctx.close()
+        #expect(e.code == .aborted)
+        #expect(e.win32Code == 1_234)
+        let stream = try exportRaw(p)
+        let dst = f.volume.appending("aborted.bin")
+        let imp = try RawContext.open(dst, flags: [.createForImport])
+        var pos = 0
+        #expect(throws: EFSError(.aborted, "")) {
+            try imp.write { max in
+                if pos > 100_000 { throw RawCallbackError(code: 5) }
+                let n = min(max, stream.count - pos)
+                defer { pos += n }
+                return Array(stream[pos..<(pos + n)])
+            }
+        }
+        imp.close()
+        #expect(!TestFiles.exists(dst))
+    }
+
+    @Test("hidden targets need OVERWRITE_HIDDEN; existing files need the import flag only")
+    func hidden() throws {
+        let f = try Fixture()
+        let p = f.file("h.bin", [7])
+        try f.alice.session.encryptFile(at: p)
+        let stream = try exportRaw(p)
+        let hiddenFile = f.file(".hidden", [1])
+        #expect(throws: EFSError(.accessDenied, "")) { try importRaw(stream, to: hiddenFile) }
+        try importRaw(stream, to: hiddenFile, flags: [.createForImport, .overwriteHidden])
+        #expect(try f.alice.session.open(at: hiddenFile).read(at: 0, count: 1) == [7])
+        let visible = f.file("visible", [1])
+        try importRaw(stream, to: visible)
+        #expect(try f.alice.session.open(at: visible).read(at: 0, count: 1) == [7])
+    }
+}
