@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "efs",
             dependencies: [
-                "EFS", "EFSCore", "EFSSystem",
+                "EFS", "EFSCore", "EFSRawStream", "EFSSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

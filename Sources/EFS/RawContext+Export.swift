@@ -11,60 +11,104 @@ extension RawContext {
     /// the 64 KiB segment size of MS-EFSR.
     public static let blocksPerSegment = 15
 
+    /// What an export will send: computed once, with the file locked, so its length is known in advance.
+    struct ExportPlan {
+        var info: EncryptedFileInfo
+        var prefix: [UInt8]
+        /// Data segments to send: index of the segment, stored offset and length.
+        var segments: [(index: UInt64, storedOffset: UInt64, length: Int)]
+        var named: [(name: String, value: [UInt8])]
+        var sparse: Bool
+        var length: UInt64
+    }
+
+    func plan(_ fd: FileDescriptor) throws(EFSError) -> ExportPlan {
+        let info = try EncryptedFileInfo.read(fd, path: path)
+        let meta = RawMetadata(header: info.header, sizeRecordBytes: info.sizeRecordBytes, metadataBody: info.metadataBody, metadata: info.metadata)
+        var prefix = RawStreamEncoder.header() + RawStreamEncoder.streamHeader(RawStreamHeader(kind: .metadata)) + RawStreamEncoder.metadataSegment(meta.encoded())
+        var length = UInt64(prefix.count)
+        var segments: [(UInt64, UInt64, Int)] = []
+        if !isDirectory {
+            prefix += RawStreamEncoder.streamHeader(RawStreamHeader(kind: .data))
+            length += UInt64(RawStreamEncoder.streamHeader(RawStreamHeader(kind: .data)).count)
+            let stored = info.storedDataLength
+            let segStored = UInt64(Self.blocksPerSegment * ContentCipher.storedBlockSize)
+            let base = Int64(info.header.dataOffset)
+            var off: UInt64 = 0
+            var index: UInt64 = 0
+            while off < stored {
+                let n = min(segStored, stored - off)
+                // A segment that lies entirely in a file-system hole is left out: the importer restores the hole.
+                let next = try mapErrors(path, "cannot read") { try Sys.nextData(fd, from: base + Int64(off)) }
+                if let next, next < base + Int64(off + n) {
+                    segments.append((index, off, Int(n)))
+                    length += UInt64(RawStream.dataSegmentHeaderSize) + n
+                } else if next == nil {
+                    break
+                }
+                off += n
+                index += 1
+            }
+            guard ContentCipher.plaintextSize(forStoredLength: stored) != nil else {
+                throw EFSError(.corrupt, "\(path): the data region ends inside a block")
+            }
+        }
+        var named: [(String, [UInt8])] = []
+        if !flags.contains(.dropAlternateStreams) {
+            let names = ((try? Sys.listXattrs(fd)) ?? []).filter { $0.hasPrefix(NamedStreams.backingPrefix) }.sorted()
+            for name in names.prefix(NamedStreams.maximumCount) {
+                let value = try mapErrors(path, "cannot read extended attribute") { try Sys.getXattr(fd, name) }
+                let streamName = String(name.dropFirst(NamedStreams.backingPrefix.count))
+                named.append((streamName, value))
+                length += UInt64(Self.namedStream(streamName, value).count)
+            }
+        }
+        return ExportPlan(info: info, prefix: prefix, segments: segments, named: named, sparse: meta.claimsSparse, length: length)
+    }
+
+    static func namedStream(_ name: String, _ value: [UInt8]) -> [UInt8] {
+        var bytes = RawStreamEncoder.streamHeader(RawStreamHeader(kind: .named(name)))
+        if let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(value.count)) {
+            bytes += RawStreamEncoder.dataSegment(offset: 0, plaintextLength: UInt32(plain), payload: value, sparse: false)
+        }
+        return bytes
+    }
+
+    /// The exact number of bytes ``read(_:)`` will produce (for archive headers that need the size first).
+    public func streamLength() throws(EFSError) -> UInt64 {
+        try state.withLock { (s: inout State) throws(EFSError) in
+            guard !s.closed, !isImport, let fd = s.fd else { throw EFSError(.invalidOperation, "not an open export context") }
+            return try plan(fd).length
+        }
+    }
+
     /// `ReadEncryptedFileRaw`: streams the whole object to `sink`: the metadata stream, then the data (files only),
     /// then the named streams. No key is used. A throw from `sink` aborts the export and is reported as
     /// ``EFSError/Code/aborted`` with the sink's error as cause.
     public func read(_ sink: ([UInt8]) throws -> Void) throws(EFSError) {
         try begin(importing: false)
         guard let fd = state.withLock({ $0.fd }) else { throw EFSError(.invalidOperation, "the raw context is closed") }
-        let info = try EncryptedFileInfo.read(fd, path: path)
+        let plan = try plan(fd)
         func emit(_ bytes: [UInt8]) throws(EFSError) {
             do { try sink(bytes) } catch {
                 throw EFSError(.aborted, "\(path): the export callback stopped the export", cause: error)
             }
         }
-        let meta = RawMetadata(header: info.header, sizeRecordBytes: info.sizeRecordBytes, metadataBody: info.metadataBody, metadata: info.metadata)
-        try emit(RawStreamEncoder.header() + RawStreamEncoder.streamHeader(RawStreamHeader(kind: .metadata)) + RawStreamEncoder.metadataSegment(meta.encoded()))
-        let sparse = meta.claimsSparse
-        if !isDirectory {
-            try emit(RawStreamEncoder.streamHeader(RawStreamHeader(kind: .data)))
-            let stored = info.storedDataLength
-            let segStored = UInt64(Self.blocksPerSegment * ContentCipher.storedBlockSize)
-            var off: UInt64 = 0
-            var index: UInt64 = 0
-            while off < stored {
-                let n = Int(min(segStored, stored - off))
-                let payload = try mapErrors(path, "cannot read") { try Sys.pread(fd, count: n, at: Int64(info.header.dataOffset) + Int64(off)) }
-                guard payload.count == n else { throw EFSError(.ioError, "\(path) shrank during the export") }
-                // Whole-hole segments are left out: the importer sees the gap and leaves a hole.
-                if payload.contains(where: { $0 != 0 }) {
-                    guard let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(n)) else {
-                        throw EFSError(.corrupt, "\(path): the data region ends inside a block")
-                    }
-                    let start = index * UInt64(Self.blocksPerSegment * ContentCipher.blockSize)
-                    try emit(RawStreamEncoder.dataSegment(offset: start, plaintextLength: UInt32(plain), payload: payload, sparse: sparse))
-                }
-                off += UInt64(n)
-                index += 1
+        try emit(plan.prefix)
+        let base = Int64(plan.info.header.dataOffset)
+        for seg in plan.segments {
+            let payload = try mapErrors(path, "cannot read") { try Sys.pread(fd, count: seg.length, at: base + Int64(seg.storedOffset)) }
+            guard payload.count == seg.length, let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(seg.length)) else {
+                throw EFSError(.ioError, "\(path) changed during the export")
             }
+            let start = seg.index * UInt64(Self.blocksPerSegment * ContentCipher.blockSize)
+            try emit(RawStreamEncoder.dataSegment(offset: start, plaintextLength: UInt32(plain), payload: payload, sparse: plan.sparse))
         }
-        if !flags.contains(.dropAlternateStreams) {
-            let names = ((try? Sys.listXattrs(fd)) ?? []).filter { $0.hasPrefix(NamedStreams.backingPrefix) }.sorted()
-            for name in names.prefix(NamedStreams.maximumCount) {
-                let value = try mapErrors(path, "cannot read extended attribute") { try Sys.getXattr(fd, name) }
-                let streamName = String(name.dropFirst(NamedStreams.backingPrefix.count))
-                var bytes = RawStreamEncoder.streamHeader(RawStreamHeader(kind: .named(streamName)))
-                if let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(value.count)) {
-                    bytes += RawStreamEncoder.dataSegment(offset: 0, plaintextLength: UInt32(plain), payload: value, sparse: false)
-                }
-                try emit(bytes)
-            }
-        }
+        for (name, value) in plan.named { try emit(Self.namedStream(name, value)) }
     }
 
     /// Exports to a file descriptor (a file, a pipe, standard output).
     public func export(to output: FileDescriptor) throws(EFSError) {
         try read { chunk in try Sys.writeAll(output, chunk) }
     }
-
 }

@@ -165,6 +165,18 @@ public enum Sys {
         try nothingOrErrno { Glibc.ftruncate(fd.rawValue, off_t(length)) }.get()
     }
 
+    /// The offset of the first byte at or after `offset` that is not in a hole (`lseek(SEEK_DATA)`), or nil when
+    /// only holes follow. File systems without hole tracking report everything as data.
+    public static func nextData(_ fd: FileDescriptor, from offset: Int64) throws(Errno) -> Int64? {
+        let SEEK_DATA_: Int32 = 3
+        switch valueOrErrno({ Glibc.lseek(fd.rawValue, off_t(offset), SEEK_DATA_) }) {
+        case .success(let o): return Int64(o)
+        case .failure(let e) where e.rawValue == ENXIO: return nil
+        case .failure(let e) where e == .invalidArgument: return offset  // no SEEK_DATA support: all data
+        case .failure(let e): throw e
+        }
+    }
+
     /// Punches a hole (keeps the size). Returns false where the file system cannot.
     public static func punchHole(_ fd: FileDescriptor, offset: Int64, length: Int64) -> Bool {
         let FALLOC_FL_KEEP_SIZE: Int32 = 0x01

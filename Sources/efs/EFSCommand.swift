@@ -17,7 +17,7 @@ struct EFSCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             KeyCommand.self, InitCommand.self, PolicyCommand.self, EncryptCommand.self, DecryptCommand.self,
-            StatusCommand.self, CatCommand.self, UsersCommand.self, RekeyCommand.self, DisableCommand.self,
+            StatusCommand.self, CatCommand.self, UsersCommand.self, RekeyCommand.self, DisableCommand.self, RawCommand.self,
         ]
     )
 }

@@ -31,6 +31,7 @@ enum ExitStatus {
         (.invalidArgument, 27, "invalid argument"),
         (.notExportFormat, 28, "not in the EFS export format"),
         (.invalidOperation, 29, "invalid operation"),
+        (.aborted, 30, "stopped by a callback or by the reader of the output"),
     ]
 
     static func code(for error: EFSError) -> Int32 {

@@ -12,8 +12,10 @@ import Testing
 func exportRaw(_ path: FilePath, flags: RawFlags = []) throws -> [UInt8] {
     let ctx = try RawContext.open(path, flags: flags)
     defer { ctx.close() }
+    let expected = try ctx.streamLength()
     var out: [UInt8] = []
     try ctx.read { out += $0 }
+    #expect(UInt64(out.count) == expected, "streamLength() must predict the export exactly")
     return out
 }
 
