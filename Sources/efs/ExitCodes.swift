@@ -9,6 +9,8 @@ import EFS
 enum ExitStatus {
     static let success: Int32 = 0
     static let failure: Int32 = 1
+    /// `efs fsck` found problems (they are printed).
+    static let fsckProblems: Int32 = 31
     // 64 is ArgumentParser's usage error (EX_USAGE).
     static let table: [(EFSError.Code, Int32, String)] = [
         (.fileNotFound, 10, "file or key not found"),

@@ -231,3 +231,34 @@ struct CLIRegressionTests {
         #expect(r.stderr.contains("empty passphrase"))
     }
 }
+
+@Suite("efs fsck")
+struct FsckTests {
+    @Test("fsck finds structural damage without keys, bad blocks with keys, and repairs only litter")
+    func fsck() throws {
+        let w = try World()
+        TestFiles.write(FilePath(w.path("good.bin")), TestFiles.bytes(50_000, seed: 1))
+        TestFiles.write(FilePath(w.path("bad.bin")), TestFiles.bytes(50_000, seed: 2))
+        TestFiles.write(FilePath(w.path("header.bin")), TestFiles.bytes(100, seed: 3))
+        TestFiles.write(FilePath(w.path("plain.txt")), Array("plain".utf8))
+        #expect(w.alice.run(["encrypt", w.path("good.bin"), w.path("bad.bin"), w.path("header.bin")]).status == 0)
+        #expect(w.alice.run(["fsck", "--keys", w.vault.string]).status == 0)
+        let bad = TestFiles.read(FilePath(w.path("bad.bin")))
+        TestFiles.flipBit(FilePath(w.path("bad.bin")), at: bad.count - 4124 * 3 + 100)  // a block in the middle
+        TestFiles.flipBit(FilePath(w.path("header.bin")), at: 20)
+        TestFiles.write(FilePath(w.path(".x.efs-tmp-abc")), [1])
+        let noKeys = w.alice.run(["fsck", w.vault.string])
+        #expect(noKeys.status == 31)
+        #expect(noKeys.stdout.contains("header.bin"))
+        #expect(!noKeys.stdout.contains("bad.bin"))  // its structure is fine; only a key finds the bad block
+        #expect(noKeys.stdout.contains(".x.efs-tmp-abc"))
+        let withKeys = w.alice.run(["fsck", "--keys", w.vault.string])
+        #expect(withKeys.status == 31)
+        #expect(withKeys.stdout.contains("bad.bin: authentication failed in bytes 36864..<40960"), "\(withKeys.stdout)")
+        #expect(!withKeys.stdout.contains("good.bin"))
+        let repaired = w.alice.run(["fsck", "--repair", w.vault.string])
+        #expect(repaired.stdout.contains("removed"))
+        #expect(!TestFiles.exists(FilePath(w.path(".x.efs-tmp-abc"))))
+        #expect(TestFiles.exists(FilePath(w.path("bad.bin"))) && TestFiles.exists(FilePath(w.path("header.bin"))))
+    }
+}

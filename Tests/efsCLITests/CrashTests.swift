@@ -62,6 +62,11 @@ struct CrashTests {
             let c = content(w, path, plain)
             #expect(c == .plain || c == .encrypted, "encrypt crash point \(n): \(c)")
             #expect(leftovers(w.vault, allowed: [".efs", "big.bin"]).isEmpty)
+            // fsck names only temporary litter, and --repair leaves the volume clean.
+            let check = w.alice.run(["fsck", "--keys", w.vault.string])
+            #expect(check.status == 0 || (check.status == 31 && check.stdout.split(separator: "\n").dropLast().allSatisfy { $0.contains(".efs-tmp-") }), "crash point \(n): \(check.stdout)")
+            #expect(w.alice.run(["fsck", "--repair", w.vault.string]).status == 0)
+            #expect(w.alice.run(["fsck", "--keys", w.vault.string]).status == 0)
         })
         #expect(points >= 5)
         let encrypted = TestFiles.read(FilePath(path))
