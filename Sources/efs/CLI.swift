@@ -79,12 +79,21 @@ enum CLI {
         }
     }
 
-    /// Parses a certificate file named on the command line.
+    /// A certificate named on the command line: a PEM or DER file, or else a thumbprint (or unique prefix of 8+ hex
+    /// digits) of a certificate in the key store.
     static func certificate(_ name: String) throws -> EFSCertificate {
-        let bytes = try readInput(name)
-        do { return try EFSCertificate(pemOrDER: bytes) } catch {
-            throw EFSError(error.code == .unsupportedAlgorithm ? .notSupported : .corrupt, "\(name): \(error.message)")
+        if name == "-" || (try? Sys.stat(FilePath(name))) != nil {
+            let bytes = try readInput(name)
+            do { return try EFSCertificate(pemOrDER: bytes) } catch {
+                throw EFSError(error.code == .unsupportedAlgorithm ? .notSupported : .corrupt, "\(name): \(error.message)")
+            }
         }
+        let store = KeyStore(root: KeyStore.defaultLocation())
+        let cleaned = name.filter { $0 != " " && $0 != ":" }
+        guard cleaned.count >= 8, cleaned.allSatisfy(\.isHexDigit) else {
+            throw EFSError(.fileNotFound, "\(name): no such certificate file, and not a thumbprint")
+        }
+        return try store.certificate(try store.resolve(name))
     }
 
     static func json(_ value: Any) throws -> String {

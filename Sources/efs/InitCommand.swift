@@ -14,7 +14,7 @@ struct InitCommand: ParsableCommand {
     @Argument(help: "The directory.")
     var directory: String
 
-    @Option(name: .customLong("recovery-agent"), help: ArgumentHelp("A recovery agent's certificate (PEM or DER); repeat for more.", valueName: "CERT"))
+    @Option(name: .customLong("recovery-agent"), help: ArgumentHelp("A recovery agent's certificate (PEM or DER file, or a thumbprint in your key store); repeat for more.", valueName: "CERT"))
     var recoveryAgents: [String] = []
 
     func run() throws {

@@ -57,7 +57,7 @@ struct UsersAddCommand: ParsableCommand {
     @Argument(help: "The encrypted file or directory.")
     var path: String
 
-    @Argument(help: "Certificates to add (PEM or DER files).")
+    @Argument(help: "Certificates to add: PEM or DER files, or thumbprints of certificates in your key store.")
     var certificates: [String]
 
     @OptionGroup var passphrase: PassphraseOptions

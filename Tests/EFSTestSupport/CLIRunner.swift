@@ -42,8 +42,17 @@ public struct CLIRunner: Sendable {
 
     @discardableResult
     public func run(_ args: [String], stdin: [UInt8] = [], cwd: FilePath? = nil, env: [String: String] = [:]) -> Result {
+        execute(binary, args, stdin: stdin, cwd: cwd, env: env)
+    }
+
+    /// Runs `command[0]` with the rest as arguments (e.g. a `setpriv … efs …` wrapper), with this runner's environment.
+    public func runWrapped(_ command: [String], stdin: [UInt8] = []) -> Result {
+        execute(command[0], Array(command.dropFirst()), stdin: stdin, cwd: nil, env: [:])
+    }
+
+    func execute(_ executable: String, _ args: [String], stdin: [UInt8], cwd: FilePath?, env: [String: String]) -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         var e = environment
         for (k, v) in env { e[k] = v }

@@ -262,3 +262,38 @@ struct FsckTests {
         #expect(TestFiles.exists(FilePath(w.path("bad.bin"))) && TestFiles.exists(FilePath(w.path("header.bin"))))
     }
 }
+
+@Suite("efs permissions as an unprivileged user")
+struct PermissionTests {
+    /// Runs efs as uid/gid 65534 (nobody) in a child process, the way the issue allows uid changes in tests.
+    func asNobody(_ w: World, _ args: [String]) -> CLIRunner.Result {
+        var r = CLIRunner(home: w.dir.appending("nobody-home"))
+        r.environment["HOME"] = w.dir.appending("nobody-home").string
+        return r.runWrapped(["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", r.binary] + args)
+    }
+
+    @Test("export needs read access; import needs write access to the directory; no key is needed", .enabled(if: geteuid() == 0))
+    func rawPermissions() throws {
+        let w = try World()
+        TestFiles.write(FilePath(w.path("secret.bin")), TestFiles.bytes(10_000, seed: 1))
+        #expect(w.alice.run(["encrypt", w.path("secret.bin")]).status == 0)
+        // The tree is world-traversable; the file is 0600 root: nobody cannot export it.
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: w.dir.path.string)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: w.vault.string)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: w.path("secret.bin"))
+        let out = w.dir.appending("out")
+        try FileManager.default.createDirectory(atPath: out.string, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o777])
+        let denied = asNobody(w, ["raw", "export", w.path("secret.bin"), "-o", out.appending("s.raw").string])
+        #expect(denied.status == 11, "\(denied.stderr)")
+        // Readable (0644) → nobody exports it with no key at all.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: w.path("secret.bin"))
+        let ok = asNobody(w, ["raw", "export", w.path("secret.bin"), "-o", out.appending("s.raw").string])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        // Import into a directory nobody cannot write is refused; into their own directory it works.
+        let refused = asNobody(w, ["raw", "import", out.appending("s.raw").string, w.path("copy.bin")])
+        #expect(refused.status == 11, "\(refused.stderr)")
+        let own = asNobody(w, ["raw", "import", out.appending("s.raw").string, out.appending("copy.bin").string])
+        #expect(own.status == 0, "\(own.stderr)")
+        #expect(w.alice.run(["cat", out.appending("copy.bin").string]).stdoutBytes == TestFiles.bytes(10_000, seed: 1))
+    }
+}
