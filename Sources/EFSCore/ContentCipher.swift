@@ -118,3 +118,41 @@ public struct ContentCipher: Sendable {
         return full * UInt64(blockSize) + rem - UInt64(overhead)
     }
 }
+
+/// Seals the value of an encrypted extended attribute (a named stream): AES-256-GCM under the FEK's stream key,
+/// random 96-bit nonce, associated data `"EFS1XATTR\0" ‖ file id ‖ UTF-8 name`, stored as `nonce ‖ ct ‖ tag`.
+/// Binding the name means a value moved to another attribute, or to another file, fails. `file-format.md` §5.4.
+public struct NamedStreamCipher: Sendable {
+    /// Largest value accepted (the Linux xattr value limit is 64 KiB; the stored form adds 28 bytes).
+    public static let maximumValueSize = 65_536 - ContentCipher.overhead
+
+    let key: SymmetricKey
+    let fileID: FileID
+
+    public init(_ fek: FileEncryptionKey) {
+        key = fek.streamKey
+        fileID = fek.fileID
+    }
+
+    func aad(_ name: String) -> [UInt8] { Array("EFS1XATTR".utf8) + [0] + fileID.bytes + Array(name.utf8) }
+
+    public func seal(name: String, value: [UInt8]) -> [UInt8] {
+        precondition(value.count <= Self.maximumValueSize)
+        do {
+            let box = try AES.GCM.seal(value, using: key, nonce: AES.GCM.Nonce(), authenticating: aad(name))
+            return Array(box.combined!)
+        } catch {
+            preconditionFailure("AES-GCM seal with a valid key cannot fail: \(error)")
+        }
+    }
+
+    public func open(name: String, stored: [UInt8]) throws(FormatError) -> [UInt8] {
+        guard stored.count >= ContentCipher.overhead else { throw .authenticationFailed }
+        do {
+            let box = try AES.GCM.SealedBox(combined: stored)
+            return Array(try AES.GCM.open(box, using: key, authenticating: aad(name)))
+        } catch {
+            throw .authenticationFailed
+        }
+    }
+}

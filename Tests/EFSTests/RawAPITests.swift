@@ -237,3 +237,38 @@ struct RawAPITests {
         #expect(try f.alice.session.open(at: visible).read(at: 0, count: 1) == [7])
     }
 }
+
+@Suite("Encrypted extended attributes")
+struct ExtendedAttributeTests {
+    @Test("values are stored sealed, bound to their name and file, and travel in the raw stream")
+    func xattrs() throws {
+        let f = try Fixture()
+        let p = f.file("x.bin", [1])
+        try f.alice.session.encryptFile(at: p)
+        let w = try f.alice.session.open(at: p, writable: true)
+        do { try w.setExtendedAttribute("user.comment", Array("top secret note".utf8)) } catch {
+            try w.close()
+            return  // the file system has no user xattrs
+        }
+        try w.setExtendedAttribute("user.other", [9])
+        #expect(try w.listExtendedAttributes() == ["user.comment", "user.other"])
+        #expect(try w.extendedAttribute("user.comment") == Array("top secret note".utf8))
+        #expect(try w.extendedAttribute("user.missing") == nil)
+        try w.close()
+        let fd = try Sys.open(p, .readWrite)
+        let stored = try Sys.getXattr(fd, "user.efs.x.user.comment")
+        #expect(!contains(stored, Array("secret".utf8)))
+        // A value moved to another name fails authentication.
+        try Sys.setXattr(fd, "user.efs.x.user.other", stored)
+        Sys.close(fd)
+        let r = try f.alice.session.open(at: p)
+        #expect(throws: EFSError(.authenticationFailed, "")) { try r.extendedAttribute("user.other") }
+        try r.close()
+        // Export/import carries them; the recovery agent reads them after the move.
+        let dst = f.volume.appending("x2.bin")
+        try importRaw(try exportRaw(p), to: dst)
+        let a = try f.agent.session.open(at: dst)
+        #expect(try a.extendedAttribute("user.comment") == Array("top secret note".utf8))
+        try a.close()
+    }
+}
