@@ -322,6 +322,27 @@ func warmPageCache(_ path: String, size: Int) {
     unlink(path)
 }
 
+/// Writes `size` bytes from one 4 MiB buffer into a new file with pwrite, as the library writes, and fsyncs it.
+/// Returns the seconds to the last write and to the end of the fsync.
+func timedWrite(_ path: String, size: Int) -> (write: Double, fsync: Double) {
+    let buf = [UInt8](repeating: 0x5C, count: 4 * MiB)
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    guard fd >= 0 else { die("cannot create \(path): \(errnoText())") }
+    let t0 = now()
+    var off = 0
+    while off < size {
+        let n = min(buf.count, size - off)
+        buf.withUnsafeBytes { writeAll(fd, $0.baseAddress!, n) }
+        off += n
+    }
+    let t1 = now()
+    guard fsync(fd) == 0 else { die("fsync \(path): \(errnoText())") }
+    let t2 = now()
+    close(fd)
+    unlink(path)
+    return (t1 - t0, t2 - t0)
+}
+
 func fsyncPath(_ path: String) {
     let fd = open(path, O_RDONLY)
     guard fd >= 0, fsync(fd) == 0 else { die("fsync \(path): \(errnoText())") }
@@ -486,6 +507,7 @@ func benchMain(_ o: Options) {
         var encRSS = 0, decRSS = 0, idleRSS = 0
         var cpCPU: [Double] = [], encCPU: [Double] = [], decCPU: [Double] = []
         var encWall: [Double] = [], decWall: [Double] = []
+        var wrTimes: [Double] = [], wrSyncTimes: [Double] = [], wrForeign = 0.0
         var cpForeign = 0.0, encForeign = 0.0, decForeign = 0.0
         var storedSize = 0
         func warm() { if o.warm { warmPageCache(root + "/vol/warm.tmp", size: size + size / 50 + 16 * MiB) } }
@@ -504,6 +526,15 @@ func benchMain(_ o: Options) {
             cpTimes.append(t1 - t0)
             cpSyncTimes.append(t2 - t0)
             cpCPU.append(c.cpu)
+
+            // write: what the library's output side costs at best (user buffer → page cache → disk).
+            sync()
+            warm()
+            c0 = CPUSample.take()
+            let w = timedWrite(root + "/vol/write.tmp", size: size)
+            wrForeign = max(wrForeign, CPUSample.foreignShare(since: c0, wall: w.fsync, cores: cores))
+            wrTimes.append(w.write)
+            wrSyncTimes.append(w.fsync)
 
             sync()
             warm()
@@ -537,8 +568,12 @@ func benchMain(_ o: Options) {
         }
         unlink(copy)
         unlink(file)
-        rows.append(Row(size: size, op: "cp", fsync: "no", times: cpTimes, rss: nil, cpu: median(cpCPU), foreign: cpForeign))
+        rows.append(Row(size: size, op: "cp", fsync: "no", times: cpTimes, rss: nil, cpu: median(cpCPU), foreign: cpForeign,
+                        note: "GNU cp: copy_file_range, in the kernel"))
         rows.append(Row(size: size, op: "cp + fsync", fsync: "yes", times: cpSyncTimes, rss: nil, cpu: nil, foreign: cpForeign))
+        rows.append(Row(size: size, op: "pwrite", fsync: "no", times: wrTimes, rss: nil, cpu: nil, foreign: wrForeign,
+                        note: "4 MiB pwrites of one buffer to a new file"))
+        rows.append(Row(size: size, op: "pwrite + fsync", fsync: "yes", times: wrSyncTimes, rss: nil, cpu: nil, foreign: wrForeign))
         rows.append(Row(size: size, op: "encryptFile", fsync: "yes", times: encTimes, rss: encRSS, cpu: median(encCPU), foreign: encForeign,
                         note: "process \(fmt(median(encWall), 2)) s; stored \(fmt(Double(storedSize) / Double(MiB), 1)) MiB"))
         rows.append(Row(size: size, op: "decryptFile", fsync: "yes", times: decTimes, rss: decRSS, cpu: median(decCPU), foreign: decForeign,
@@ -604,11 +639,12 @@ func benchMain(_ o: Options) {
         the source of encrypt and decrypt); "cp" stops the clock when cp exits, "cp + fsync" after an fsync of the copy.
         encryptFile/decryptFile: in place and atomic; timed inside a child process around the one call, which includes
         the fsync of the new file and of its directory. "process": the child's whole life (exec, key store, the call).
+        pwrite: the parent writes the size from one 4 MiB buffer into a new file (the library's output side, no crypto).
         ÷cp+fsync: time of cp + fsync / time of the row (1.0 = as fast as a durable copy).
         peak RSS: VmHWM of the child after the call (Swift runtime and key store included; see the baseline row).
         CPU s: user + system seconds of the child (more than "time s" means several cores were busy).
-        others: share of the whole machine's CPU that other processes used meanwhile; above a few % the numbers
-        are disturbed.
+        others: share of the whole machine's CPU that other processes used meanwhile, kernel threads included (so the
+        writeback of the step's own data counts there in fsync rows); far above that, the machine was shared.
         """)
 }
 
