@@ -16,37 +16,44 @@ enum BlockStream {
     static var workers: Int { max(1, min(8, Sys.processorCount)) }
 
     /// Encrypts `size` plaintext bytes of `src` (from offset 0) into the data region of `dst`.
+    ///
+    /// Reads a chunk into a reused buffer, seals it on all cores straight into a reused output buffer, writes it,
+    /// and asks the kernel to start writing it back at once so the final fsync has little left to do.
     static func encrypt(from src: FileDescriptor, size: UInt64, to dst: FileDescriptor, dataOffset: Int64, cipher: ContentCipher, path: FilePath) throws(EFSError) {
         let bs = UInt64(ContentCipher.blockSize)
         let sbs = ContentCipher.storedBlockSize
-        var block: UInt64 = 0
         let totalBlocks = (size + bs - 1) / bs
+        var plain = [UInt8](repeating: 0, count: blocksPerChunk * ContentCipher.blockSize)
+        var out = [UInt8](repeating: 0, count: blocksPerChunk * sbs)
+        var block: UInt64 = 0
         while block < totalBlocks {
             let n = Int(min(UInt64(blocksPerChunk), totalBlocks - block))
             let plainStart = block * bs
             let plainLen = Int(min(size - plainStart, UInt64(n) * bs))
-            let plain = try mapErrors(path, "cannot read") { try Sys.pread(src, count: plainLen, at: Int64(plainStart)) }
-            guard plain.count == plainLen else {
-                throw EFSError(.ioError, "\(path): the file shrank while it was being encrypted")
-            }
+            if plain.count != plainLen { plain = [UInt8](repeating: 0, count: plainLen) }
+            let got = try mapErrors(path, "cannot read") { try Sys.preadInto(src, &plain, at: Int64(plainStart)) }
+            guard got == plainLen else { throw EFSError(.ioError, "\(path): the file shrank while it was being encrypted") }
             let storedLen = Int(ContentCipher.storedLength(forPlaintextSize: UInt64(plainLen)))
-            var out = [UInt8](repeating: 0, count: storedLen)
             let first = block
-            out.withUnsafeMutableBytes { outRaw in
-                // Invariant: worker w writes only stored blocks [lo, hi) of this chunk, which are disjoint.
-                let base = UnsafeMutableRawBufferPointerBox(outRaw)
-                parallelRanges(n) { lo, hi in
-                    for i in lo..<hi {
-                        let pFrom = i * ContentCipher.blockSize
-                        let pTo = min(plainLen, pFrom + ContentCipher.blockSize)
-                        let sealed = cipher.seal(block: first + UInt64(i), plain[pFrom..<pTo])
-                        base.copy(sealed, to: i * sbs)
+            plain.withUnsafeBytes { inRaw in
+                out.withUnsafeMutableBytes { outRaw in
+                    // Invariant: worker ranges [lo, hi) are disjoint, so each writes its own slice of `out`.
+                    let input = UnsafeRawBufferPointerBox(inRaw)
+                    let output = UnsafeMutableRawBufferPointerBox(outRaw)
+                    parallelRanges(n) { lo, hi in
+                        let pFrom = lo * ContentCipher.blockSize
+                        let pTo = min(plainLen, hi * ContentCipher.blockSize)
+                        let sFrom = lo * sbs
+                        let sTo = sFrom + (pTo - pFrom) + (hi - lo) * ContentCipher.overhead
+                        cipher.sealBlocks(
+                            first: first + UInt64(lo), plaintext: UnsafeRawBufferPointer(rebasing: input.raw[pFrom..<pTo]),
+                            into: UnsafeMutableRawBufferPointer(rebasing: output.raw[sFrom..<sTo]))
                     }
                 }
             }
-            try mapErrors(path, "cannot write") {
-                try Sys.pwriteAll(dst, out, at: dataOffset + Int64(block * UInt64(sbs)))
-            }
+            let at = dataOffset + Int64(block * UInt64(sbs))
+            try mapErrors(path, "cannot write") { try Sys.pwriteAll(dst, out[0..<storedLen], at: at) }
+            Sys.startWriteback(dst, offset: at, length: Int64(storedLen))
             block += UInt64(n)
         }
     }
@@ -59,6 +66,7 @@ enum BlockStream {
         while offset < size {
             let plain = try file.readParallel(at: offset, count: Int(min(chunk, size - offset)))
             try mapErrors(path, "cannot write") { try Sys.pwriteAll(dst, plain, at: Int64(offset)) }
+            Sys.startWriteback(dst, offset: Int64(offset), length: Int64(plain.count))
             offset += UInt64(plain.count)
         }
     }
@@ -77,6 +85,12 @@ enum BlockStream {
             if lo < hi { body(lo, hi) }
         }
     }
+}
+
+/// Lets several threads read one input buffer.
+struct UnsafeRawBufferPointerBox: @unchecked Sendable {
+    let raw: UnsafeRawBufferPointer
+    init(_ raw: UnsafeRawBufferPointer) { self.raw = raw }
 }
 
 /// Lets disjoint slices of one output buffer be filled from several threads.
@@ -112,29 +126,38 @@ extension EncryptedFile {
             throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated")
         }
         let plainLen = Int(end - offset)
-        var out = [UInt8](repeating: 0, count: plainLen)
+        // Room for whole blocks (the last stored block may hold more than the size needs), then cut to size.
+        var out = [UInt8](repeating: 0, count: blocks * ContentCipher.blockSize)
         let failed = Mutex<UInt64?>(nil)
         let cipher = self.cipher
-        out.withUnsafeMutableBytes { outRaw in
-            let box = UnsafeMutableRawBufferPointerBox(outRaw)
-            BlockStream.parallelRanges(blocks) { lo, hi in
-                for i in lo..<hi {
-                    let sFrom = i * Int(sbs)
-                    let sTo = min(stored.count, sFrom + Int(sbs))
-                    guard sFrom < sTo, let plain = try? cipher.open(block: first + UInt64(i), stored[sFrom..<sTo], allowHole: sizeRec.isSparse) else {
-                        failed.withLock { $0 = min($0 ?? .max, first + UInt64(i)) }
+        stored.withUnsafeBytes { inRaw in
+            out.withUnsafeMutableBytes { outRaw in
+                let input = UnsafeRawBufferPointerBox(inRaw)
+                let box = UnsafeMutableRawBufferPointerBox(outRaw)
+                BlockStream.parallelRanges(blocks) { lo, hi in
+                    let sFrom = lo * Int(sbs)
+                    let sTo = min(input.raw.count, hi * Int(sbs))
+                    guard sFrom < sTo else {
+                        failed.withLock { $0 = min($0 ?? .max, first + UInt64(lo)) }
                         return
                     }
-                    let pFrom = i * ContentCipher.blockSize
-                    let take = min(plain.count, plainLen - pFrom)
-                    guard take >= 0, take == min(ContentCipher.blockSize, plainLen - pFrom) else {
-                        failed.withLock { $0 = min($0 ?? .max, first + UInt64(i)) }
-                        return
+                    let pFrom = lo * ContentCipher.blockSize
+                    if let bad = cipher.openBlocks(
+                        first: first + UInt64(lo), stored: UnsafeRawBufferPointer(rebasing: input.raw[sFrom..<sTo]),
+                        into: UnsafeMutableRawBufferPointer(rebasing: box.raw[pFrom..<(hi * ContentCipher.blockSize)]),
+                        allowHole: sizeRec.isSparse)
+                    {
+                        failed.withLock { $0 = min($0 ?? .max, first + UInt64(lo + bad)) }
                     }
-                    box.copy(Array(plain[0..<take]), to: pFrom)
                 }
             }
         }
+        // Every block up to the last must be whole, and the last must reach the end of the read.
+        let expectedStored = UInt64(blocks - 1) * sbs + UInt64(ContentCipher.overhead) + (UInt64(plainLen) - UInt64(blocks - 1) * bs)
+        if failed.withLock({ $0 }) == nil, UInt64(stored.count) < expectedStored {
+            failed.withLock { $0 = first + UInt64(blocks - 1) }
+        }
+        out.removeSubrange(plainLen...)
         if let b = failed.withLock({ $0 }) {
             throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): authentication failed in bytes \(b * bs)..<\((b + 1) * bs): the data was modified or does not belong to this file")
         }

@@ -60,6 +60,83 @@ public struct ContentCipher: Sendable {
         }
     }
 
+    /// Seals `count` consecutive blocks from `plaintext` into `output` (which must hold their stored form).
+    ///
+    /// The bulk path of whole-file encryption: the nonces for all blocks come from one call to the random number
+    /// generator (BoringSSL's DRBG, seeded from the kernel) instead of one system call per block, and the
+    /// associated data is built once and patched per block.
+    public func sealBlocks(first: UInt64, plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        let bs = Self.blockSize
+        let count = (plaintext.count + bs - 1) / bs
+        precondition(output.count >= plaintext.count + count * Self.overhead, "output too small")
+        guard count > 0 else { return }
+        // One DRBG call for every nonce of the run.
+        let nonces = SymmetricKey(size: SymmetricKeySize(bitCount: count * Self.nonceSize * 8))
+        var aad = associatedData(first)
+        nonces.withUnsafeBytes { nonceBytes in
+            for i in 0..<count {
+                let index = first + UInt64(i)
+                for k in 0..<8 { aad[24 + k] = UInt8(truncatingIfNeeded: index >> (8 * UInt64(k))) }
+                let from = i * bs
+                let to = min(plaintext.count, from + bs)
+                // Invariant: from..<to lies in `plaintext`; the nonce slice lies in `nonceBytes`.
+                let nonce = try! AES.GCM.Nonce(data: UnsafeRawBufferPointer(rebasing: nonceBytes[(i * Self.nonceSize)..<((i + 1) * Self.nonceSize)]))
+                let box: AES.GCM.SealedBox
+                do {
+                    box = try AES.GCM.seal(UnsafeRawBufferPointer(rebasing: plaintext[from..<to]), using: key, nonce: nonce, authenticating: aad)
+                } catch {
+                    preconditionFailure("AES-GCM seal with a valid 256-bit key cannot fail: \(error)")
+                }
+                let out = i * Self.storedBlockSize
+                // Invariant: out + stored length ≤ output.count, checked by the precondition above.
+                nonce.withUnsafeBytes { output.baseAddress!.advanced(by: out).copyMemory(from: $0.baseAddress!, byteCount: Self.nonceSize) }
+                box.ciphertext.withUnsafeBytes {
+                    if $0.count > 0 { output.baseAddress!.advanced(by: out + Self.nonceSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                }
+                box.tag.withUnsafeBytes {
+                    output.baseAddress!.advanced(by: out + Self.nonceSize + to - from).copyMemory(from: $0.baseAddress!, byteCount: Self.tagSize)
+                }
+            }
+        }
+    }
+
+    /// Opens `stored` (consecutive stored blocks starting at `first`) into `output`, which must hold their
+    /// plaintext. Returns the index (relative to `first`) of the first block that fails, or nil if all pass.
+    public func openBlocks(first: UInt64, stored: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, allowHole: Bool) -> Int? {
+        var aad = associatedData(first)
+        var i = 0
+        var off = 0
+        while off < stored.count {
+            let len = min(Self.storedBlockSize, stored.count - off)
+            guard len > Self.overhead else { return i }
+            let index = first + UInt64(i)
+            for k in 0..<8 { aad[24 + k] = UInt8(truncatingIfNeeded: index >> (8 * UInt64(k))) }
+            let block = UnsafeRawBufferPointer(rebasing: stored[off..<(off + len)])
+            let plainLen = len - Self.overhead
+            let dst = i * Self.blockSize
+            guard dst + plainLen <= output.count else { return i }
+            if allowHole, !block.contains(where: { $0 != 0 }) {
+                output.baseAddress!.advanced(by: dst).initializeMemory(as: UInt8.self, repeating: 0, count: plainLen)
+            } else {
+                do {
+                    let box = try AES.GCM.SealedBox(
+                        nonce: AES.GCM.Nonce(data: UnsafeRawBufferPointer(rebasing: block[0..<Self.nonceSize])),
+                        ciphertext: UnsafeRawBufferPointer(rebasing: block[Self.nonceSize..<(Self.nonceSize + plainLen)]),
+                        tag: UnsafeRawBufferPointer(rebasing: block[(len - Self.tagSize)...]))
+                    let plain = try AES.GCM.open(box, using: key, authenticating: aad)
+                    plain.withUnsafeBytes {
+                        if $0.count > 0 { output.baseAddress!.advanced(by: dst).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    }
+                } catch {
+                    return i
+                }
+            }
+            off += len
+            i += 1
+        }
+        return nil
+    }
+
     /// Appends the stored form of `plaintext` (≤ one block) to `output`.
     public func seal(block index: UInt64, _ plaintext: some DataProtocol, into output: inout [UInt8]) {
         output.append(contentsOf: seal(block: index, plaintext))

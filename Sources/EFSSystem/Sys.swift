@@ -160,6 +160,12 @@ public enum Sys {
         try nothingOrErrno { Glibc.fdatasync(fd.rawValue) }.get()
     }
 
+    /// Starts writeback of a range without waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so a later fsync has
+    /// less to do. Best effort: errors (e.g. on file systems without it) are ignored.
+    public static func startWriteback(_ fd: FileDescriptor, offset: Int64, length: Int64) {
+        _ = cefs_sync_file_range_write(fd.rawValue, off_t(offset), off_t(length))
+    }
+
     public static func ftruncate(_ fd: FileDescriptor, _ length: Int64) throws(Errno) {
         FaultInjection.check(.truncate)
         try nothingOrErrno { Glibc.ftruncate(fd.rawValue, off_t(length)) }.get()

@@ -129,3 +129,44 @@ struct ContentCipherTests {
         }
     }
 }
+
+@Suite("ContentCipher bulk paths")
+struct ContentCipherBulkTests {
+    @Test("sealBlocks and openBlocks agree with the one-block path for every length 0…9000 (step 7)")
+    func differential() throws {
+        let fek = FileEncryptionKey.generate(fileID: .random())
+        let c = ContentCipher(fek)
+        for len in stride(from: 0, through: 9_000, by: 7) {
+            let plain = (0..<len).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ len) }
+            let blocks = (len + 4095) / 4096
+            var stored = [UInt8](repeating: 0, count: len + blocks * ContentCipher.overhead)
+            plain.withUnsafeBytes { p in stored.withUnsafeMutableBytes { c.sealBlocks(first: 5, plaintext: p, into: $0) } }
+            // Each stored block opens with the one-block path at its index.
+            var off = 0
+            for i in 0..<blocks {
+                let n = min(ContentCipher.storedBlockSize, stored.count - off)
+                let got = try c.open(block: 5 + UInt64(i), stored[off..<(off + n)], allowHole: false)
+                #expect(got == Array(plain[(i * 4096)..<min(len, (i + 1) * 4096)]), "len \(len) block \(i)")
+                off += n
+            }
+            // And the bulk open returns the plaintext.
+            var back = [UInt8](repeating: 0, count: blocks * 4096)
+            let bad = stored.withUnsafeBytes { s in back.withUnsafeMutableBytes { c.openBlocks(first: 5, stored: s, into: $0, allowHole: false) } }
+            #expect(bad == nil)
+            #expect(Array(back[0..<len]) == plain)
+        }
+    }
+
+    @Test("openBlocks reports the first bad block, and nonces differ between blocks")
+    func badBlock() {
+        let c = ContentCipher(FileEncryptionKey.generate(fileID: .random()))
+        let plain = [UInt8](repeating: 7, count: 3 * 4096)
+        var stored = [UInt8](repeating: 0, count: 3 * ContentCipher.storedBlockSize)
+        plain.withUnsafeBytes { p in stored.withUnsafeMutableBytes { c.sealBlocks(first: 0, plaintext: p, into: $0) } }
+        #expect(Array(stored[0..<12]) != Array(stored[4124..<4136]))
+        stored[4124 + 500] ^= 1
+        var back = [UInt8](repeating: 0, count: 3 * 4096)
+        let bad = stored.withUnsafeBytes { s in back.withUnsafeMutableBytes { c.openBlocks(first: 0, stored: s, into: $0, allowHole: false) } }
+        #expect(bad == 1)
+    }
+}

@@ -21,5 +21,6 @@ int cefs_fremovexattr(int fd, const char *name);
 void cefs_explicit_bzero(void *p, size_t n);
 int cefs_ofd_setlk(int fd, struct flock *fl);
 int cefs_ofd_getlk(int fd, struct flock *fl);
+int cefs_sync_file_range_write(int fd, off_t offset, off_t nbytes);
 
 #endif
