@@ -7,7 +7,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "EFS", targets: ["EFS"]),
+        .library(name: "EFSCore", targets: ["EFSCore"]),
+        .library(name: "EFSRawStream", targets: ["EFSRawStream"]),
         .executable(name: "efs", targets: ["efs"]),
+        .library(name: "efsapi", type: .dynamic, targets: ["EFSWin32"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -29,6 +32,8 @@ let package = Package(
         ),
         // Pure: the MS-EFSR raw stream encoder and single-step decoder. No I/O.
         .target(name: "EFSRawStream", dependencies: ["EFSCore"]),
+        // Pure: the POSIX pax (ustar) archive codec of efs backup/restore. No I/O.
+        .target(name: "EFSArchive", dependencies: ["EFSCore"]),
         // C shims for GNU/Linux calls the Glibc module lacks. Imported by EFSSystem only.
         .target(name: "CEFSSystem"),
         // The only importer of Glibc.
@@ -40,9 +45,16 @@ let package = Package(
         .target(
             name: "EFS",
             dependencies: [
-                "EFSCore", "EFSRawStream", "EFSSystem",
+                "EFSCore", "EFSRawStream", "EFSSystem", "EFSArchive",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
+        ),
+        // The C header (efs.h) of the Win32 EFS API, and the thread-local last error.
+        .target(name: "CEFSWin32"),
+        // The C ABI: the Win32 EFS functions as @_cdecl functions over the EFS API (libefsapi.so).
+        .target(
+            name: "EFSWin32",
+            dependencies: ["EFS", "EFSSystem", "CEFSWin32", .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "efs",
@@ -64,10 +76,11 @@ let package = Package(
             resources: [.copy("Vectors")]
         ),
         .testTarget(name: "EFSRawStreamTests", dependencies: ["EFSRawStream", "EFSCore"]),
+        .testTarget(name: "EFSArchiveTests", dependencies: ["EFSArchive", "EFSCore"]),
         .testTarget(name: "EFSSystemTests", dependencies: ["EFSSystem", "EFSTestSupport"]),
         .testTarget(
             name: "EFSTests",
-            dependencies: ["EFS", "EFSCore", "EFSSystem", "EFSTestSupport"],
+            dependencies: ["EFS", "EFSCore", "EFSSystem", "EFSTestSupport", "EFSArchive", "EFSRawStream"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "efsCLITests", dependencies: ["efs", "EFS", "EFSCore", "EFSSystem", "EFSTestSupport"]),

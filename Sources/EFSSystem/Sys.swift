@@ -397,11 +397,16 @@ public enum Sys {
 
     public static func setUmask(_ mask: UInt32) -> UInt32 { UInt32(umask(mode_t(mask))) }
 
-    /// The process umask (read by setting and restoring it; not thread-safe against concurrent umask changes).
+    /// The process umask, read from `/proc/self/status` (`Umask:` line) so that no other thread ever sees a
+    /// changed umask; 0o022 if it cannot be read.
     public static func currentUmask() -> UInt32 {
-        let m = umask(0o022)
-        umask(m)
-        return UInt32(m)
+        guard let fd = try? open(FilePath("/proc/self/status"), .readOnly) else { return 0o022 }
+        defer { close(fd) }
+        guard let bytes = try? pread(fd, count: 8192, at: 0) else { return 0o022 }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("Umask:") {
+            if let v = UInt32(line.dropFirst(6).trimmingPrefix(while: { $0 == " " || $0 == "\t" }), radix: 8) { return v }
+        }
+        return 0o022
     }
 
     /// Whether another open file description holds a lock on `fd`'s file that conflicts with an exclusive lock.
@@ -477,5 +482,108 @@ extension ArraySlice: ContiguousCollection where Element == UInt8 {
             do throws(E) { return .success(try body(raw)) } catch { return .failure(error) }
         }
         return try r.get()
+    }
+}
+
+// MARK: - Directory-relative calls (efs backup / restore)
+
+extension FileStatus {
+    /// A named pipe (`S_IFIFO`).
+    public var isFIFO: Bool { mode & 0o170000 == 0o010000 }
+}
+
+extension Sys {
+    /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: like `lstat`, relative to an open directory.
+    public static func lstatat(_ dir: FileDescriptor, _ name: String) throws(Errno) -> FileStatus {
+        var s = Glibc.stat()
+        try nothingOrErrno { Glibc.fstatat(dir.rawValue, name, &s, AT_SYMLINK_NOFOLLOW) }.get()
+        return FileStatus(s)
+    }
+
+    public static func mkdirat(_ dir: FileDescriptor, _ name: String, mode: UInt32) throws(Errno) {
+        FaultInjection.check(.write)
+        try nothingOrErrno { Glibc.mkdirat(dir.rawValue, name, mode_t(mode)) }.get()
+    }
+
+    /// Creates a symbolic link `name` in `dir` whose contents are `target` (never resolved here).
+    public static func symlinkat(_ target: String, _ dir: FileDescriptor, _ name: String) throws(Errno) {
+        FaultInjection.check(.write)
+        try nothingOrErrno { Glibc.symlinkat(target, dir.rawValue, name) }.get()
+    }
+
+    /// Creates the hard link `toName` in `toDir` to `fromName` in `fromDir`, without following a symbolic link.
+    public static func linkat(_ fromDir: FileDescriptor, _ fromName: String, _ toDir: FileDescriptor, _ toName: String) throws(Errno) {
+        FaultInjection.check(.write)
+        try nothingOrErrno { Glibc.linkat(fromDir.rawValue, fromName, toDir.rawValue, toName, 0) }.get()
+    }
+
+    /// Creates a named pipe (`mkfifoat`).
+    public static func mkfifoat(_ dir: FileDescriptor, _ name: String, mode: UInt32) throws(Errno) {
+        FaultInjection.check(.write)
+        try nothingOrErrno { Glibc.mkfifoat(dir.rawValue, name, mode_t(mode)) }.get()
+    }
+
+    /// Removes `name` from `dir`: a directory (empty) when `directory`, else any other kind of entry.
+    public static func unlinkat(_ dir: FileDescriptor, _ name: String, directory: Bool = false) throws(Errno) {
+        try nothingOrErrno { Glibc.unlinkat(dir.rawValue, name, directory ? AT_REMOVEDIR : 0) }.get()
+    }
+
+    public static func renameat(_ fromDir: FileDescriptor, _ from: String, _ toDir: FileDescriptor, _ to: String) throws(Errno) {
+        FaultInjection.check(.rename)
+        try nothingOrErrno { Glibc.renameat(fromDir.rawValue, from, toDir.rawValue, to) }.get()
+    }
+
+    /// The contents of a symbolic link (at most `PATH_MAX` bytes), as bytes.
+    public static func readlink(_ path: FilePath) throws(Errno) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = try path.withPlatformString { p in
+            buf.withUnsafeMutableBytes { raw in
+                // Invariant: `raw` holds PATH_MAX + 1 bytes; readlink writes at most raw.count and never a NUL.
+                valueOrErrno { Glibc.readlink(p, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count) }
+            }
+        }.get()
+        guard n <= Int(PATH_MAX) else { throw Errno.fileNameTooLong }
+        return Array(buf[0..<n])
+    }
+
+    /// Changes the owner of `name` in `dir`, without following a symbolic link (`AT_SYMLINK_NOFOLLOW`).
+    public static func lchownat(_ dir: FileDescriptor, _ name: String, uid: UInt32, gid: UInt32) throws(Errno) {
+        try nothingOrErrno { Glibc.fchownat(dir.rawValue, name, uid, gid, AT_SYMLINK_NOFOLLOW) }.get()
+    }
+
+    /// Sets the access and modification times of `name` in `dir`, without following a symbolic link.
+    public static func lutimensat(_ dir: FileDescriptor, _ name: String, access: timespec, modification: timespec) throws(Errno) {
+        var times = [access, modification]
+        try nothingOrErrno { Glibc.utimensat(dir.rawValue, name, &times, AT_SYMLINK_NOFOLLOW) }.get()
+    }
+
+    /// The login name of `uid` in the password database, or nil.
+    public static func userName(forUserID uid: UInt32) -> String? {
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buf = [CChar](repeating: 0, count: 16_384)
+        let r = buf.withUnsafeMutableBufferPointer { b in getpwuid_r(uid, &pw, b.baseAddress!, b.count, &result) }
+        guard r == 0, result != nil, let name = pw.pw_name else { return nil }
+        return String(cString: name)
+    }
+
+    /// The name of group `gid` in the group database, or nil.
+    public static func groupName(forGroupID gid: UInt32) -> String? {
+        var gr = group()
+        var result: UnsafeMutablePointer<group>?
+        var buf = [CChar](repeating: 0, count: 16_384)
+        let r = buf.withUnsafeMutableBufferPointer { b in getgrgid_r(gid, &gr, b.baseAddress!, b.count, &result) }
+        guard r == 0, result != nil, let name = gr.gr_name else { return nil }
+        return String(cString: name)
+    }
+}
+
+extension Sys {
+    /// The C `timespec`, named for modules that do not import the C library.
+    public typealias TimeSpec = timespec
+
+    /// A `timespec` of `seconds` and `nanoseconds`, for modules that do not import the C library.
+    public static func time(seconds: Int64, nanoseconds: UInt32) -> timespec {
+        timespec(tv_sec: Int(seconds), tv_nsec: Int(nanoseconds))
     }
 }

@@ -19,6 +19,7 @@ struct EFSCommand: ParsableCommand {
             KeyCommand.self, InitCommand.self, PolicyCommand.self, EncryptCommand.self, DecryptCommand.self,
             StatusCommand.self, CatCommand.self, UsersCommand.self, RekeyCommand.self, DisableCommand.self, RawCommand.self,
             FsckCommand.self,
+            BackupCommand.self, RestoreCommand.self, VerifyCommand.self,
         ]
     )
 }

@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFSArchive
+import EFSCore
+import EFSSystem
+import SystemPackage
+
+/// The extraction of ``EFSBackup/restore(from:into:issues:progress:)``.
+///
+/// Safety: every entry lands below the destination. Paths are checked first (no absolute path, no `..`); then the
+/// parent directories are opened one component at a time from the destination with `O_DIRECTORY | O_NOFOLLOW`, so
+/// an existing symbolic link (one the archive made earlier, or one already there) is never followed, and the entry
+/// is created relative to the directory so opened. A leaf that is a symbolic link is removed and replaced, never
+/// written through. Raw imports go through ``RawContext``, which takes a path: that path is the destination's real
+/// path plus components just verified this way.
+final class Restorer {
+    let input: ArchiveInput
+    let root: FileDescriptor
+    let rootPath: FilePath
+    let issues: (EFSBackup.Issue) -> Void
+    let progress: (EFSBackup.Progress) -> Void
+    var summary = EFSBackup.Summary()
+    let isRoot = Sys.effectiveUserID == 0
+    /// Directories whose mode and times are set at the end, after their children (deepest first).
+    var deferred: [(components: [String], mode: UInt32, access: ArchiveTime, modification: ArchiveTime)] = []
+    /// The parent directory opened last: consecutive entries usually share it.
+    var cached: (components: [String], fd: FileDescriptor)?
+    /// Content bytes written at a time.
+    static let chunk = 1 << 20
+    static let progressInterval: UInt64 = 4 << 20
+
+    init(input: ArchiveInput, root: FileDescriptor, rootPath: FilePath, issues: @escaping (EFSBackup.Issue) -> Void,
+         progress: @escaping (EFSBackup.Progress) -> Void) {
+        self.input = input
+        self.root = root
+        self.rootPath = rootPath
+        self.issues = issues
+        self.progress = progress
+    }
+
+    deinit { if let c = cached { Sys.close(c.fd) } }
+
+    func report(_ path: String, _ error: EFSError, warning: Bool) {
+        if warning {
+            summary.warnings += 1
+        } else {
+            summary.failures += 1
+            summary.lastFailure = error
+        }
+        issues(EFSBackup.Issue(path: path, error: error, isWarning: warning))
+    }
+
+    func tick(_ path: String) {
+        progress(EFSBackup.Progress(entries: summary.entries, bytes: input.offset, path: path))
+    }
+
+    // MARK: - Run
+
+    func run() throws(EFSError) -> EFSBackup.Summary {
+        defer { finishDirectories() }
+        while let entry = try input.next() {
+            do {
+                try restore(entry)
+                summary.entries += 1
+                if entry.efsRaw != nil { summary.rawStreams += 1 }
+            } catch {
+                // A truncated or unreadable archive ends the restore; anything else fails this entry only. Content
+                // the entry did not take is skipped by the reader.
+                if let fatal = input.failure { throw fatal }
+                report(entry.path, error, warning: false)
+            }
+            tick(entry.path)
+        }
+        summary.bytes = input.offset
+        return summary
+    }
+
+    /// The components of an archive path below the destination.
+    ///
+    /// - Throws: ``EFSError/Code/accessDenied`` for an absolute path or a `..` component.
+    static func components(_ path: String) throws(EFSError) -> [String] {
+        guard !path.hasPrefix("/") else {
+            throw EFSError(.accessDenied, "refusing an absolute path: entries must stay below the destination")
+        }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." }
+        guard !parts.contains("..") else {
+            throw EFSError(.accessDenied, "refusing a path with a '..' component: entries must stay below the destination")
+        }
+        return parts
+    }
+
+    /// The components of a member's path, after every check that does not need the file system: the path stays
+    /// below the destination, and only an encrypted directory's raw stream may be named `.efs-dir` (a plain file
+    /// of that name would mark its directory as encrypted).
+    static func check(_ entry: ArchiveEntry) throws(EFSError) -> [String] {
+        let parts = try components(entry.path)
+        if parts.last == DirectoryMarker.name, entry.efsRaw != .directory {
+            throw EFSError(.accessDenied, "refusing a member named \(DirectoryMarker.name) that is not an encrypted directory's stream")
+        }
+        if entry.kind == .hardLink { _ = try components(entry.linkTarget ?? "") }
+        return parts
+    }
+
+    func restore(_ entry: ArchiveEntry) throws(EFSError) {
+        let parts = try Self.check(entry)
+        if entry.efsRaw == .directory {
+            try restoreEncryptedDirectory(entry, Array(parts.dropLast()))
+            return
+        }
+        guard let name = parts.last else {
+            guard entry.kind == .directory else { throw EFSError(.invalidArgument, "only a directory can stand for the destination itself") }
+            try directoryAttributes(root, entry, parts)
+            return
+        }
+        if TemporaryName.isTemporary(name), entry.kind != .directory {
+            report(entry.path, EFSError(.invalidArgument, "a swift-efs temporary file: not restored"), warning: true)
+            return
+        }
+        if entry.kind == .characterDevice || entry.kind == .blockDevice {
+            report(entry.path, EFSError(.notSupported, "device nodes are not restored"), warning: true)
+            return
+        }
+        let parent = try directory(Array(parts.dropLast()), create: true)
+        switch entry.kind {
+        case .directory: try restoreDirectory(entry, parent, name, parts)
+        case .regular:
+            if entry.efsRaw == .file {
+                try restoreEncryptedFile(entry, parent, name, parts)
+            } else {
+                try restorePlainFile(entry, parent, name)
+            }
+        case .symbolicLink:
+            try clear(parent, name)
+            do throws(Errno) {
+                try Sys.symlinkat(entry.linkTarget ?? "", parent, name)
+                if isRoot { try? Sys.lchownat(parent, name, uid: entry.uid, gid: entry.gid) }
+                try Sys.lutimensat(parent, name, access: Sys.time(entry.accessTime ?? entry.modificationTime), modification: Sys.time(entry.modificationTime))
+            } catch {
+                throw EFSError.system(error, "cannot create the symbolic link")
+            }
+        case .hardLink:
+            try restoreHardLink(entry, parent, name)
+        case .fifo:
+            try clear(parent, name)
+            do throws(Errno) {
+                try Sys.mkfifoat(parent, name, mode: 0o600)
+                let fd = try Sys.openat(parent, name, [.readOnly, .nonBlocking, .noFollow])
+                defer { Sys.close(fd) }
+                try attributes(fd, entry, raw: false)
+            } catch {
+                throw EFSError.system(error, "cannot create the FIFO")
+            }
+        case .characterDevice, .blockDevice:
+            break
+        }
+    }
+
+    // MARK: - Directories
+
+    /// Opens the directory `components` below the destination without following any symbolic link, creating
+    /// missing ones when `create`. The descriptor stays owned by the cache (do not close it).
+    func directory(_ components: [String], create: Bool) throws(EFSError) -> FileDescriptor {
+        if let c = cached, c.components == components { return c.fd }
+        let fd = try open(components, create: create)
+        if let c = cached { Sys.close(c.fd) }
+        cached = (components, fd)
+        return fd
+    }
+
+    /// Opens a directory below the destination, one component at a time with `O_NOFOLLOW`. The caller closes it.
+    func open(_ components: [String], create: Bool) throws(EFSError) -> FileDescriptor {
+        var current: FileDescriptor
+        do { current = try Sys.openat(root, ".", [.readOnly, .directory]) } catch {
+            throw EFSError.system(error, "cannot open the destination", rootPath)
+        }
+        for (i, c) in components.enumerated() {
+            let next: FileDescriptor
+            do throws(Errno) {
+                do { next = try Sys.openat(current, c, [.readOnly, .directory, .noFollow]) } catch where error == .noSuchFileOrDirectory && create {
+                    do { try Sys.mkdirat(current, c, mode: 0o777) } catch where error == .fileExists {}
+                    next = try Sys.openat(current, c, [.readOnly, .directory, .noFollow])
+                }
+            } catch {
+                Sys.close(current)
+                let shown = components[0...i].joined(separator: "/")
+                if error == .tooManySymbolicLinkLevels || error == .notDirectory {
+                    let what = (try? Sys.lstatat(root, shown))?.kind == .symlink ? "a symbolic link" : "not a directory"
+                    throw EFSError(.accessDenied, "refusing to go through '\(shown)': it is \(what) (it could lead outside the destination)")
+                }
+                throw EFSError.system(error, "cannot open the directory '\(shown)'")
+            }
+            Sys.close(current)
+            current = next
+        }
+        return current
+    }
+
+    func restoreDirectory(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String, _ parts: [String]) throws(EFSError) {
+        let existing = try? Sys.lstatat(parent, name)
+        if let existing, existing.kind != .directory {
+            try clear(parent, name)
+        }
+        if existing?.kind != .directory {
+            // Owner-only while its children are restored; the archived mode is set at the end.
+            do { try Sys.mkdirat(parent, name, mode: 0o700) } catch { throw EFSError.system(error, "cannot create the directory") }
+        }
+        let fd: FileDescriptor
+        do { fd = try Sys.openat(parent, name, [.readOnly, .directory, .noFollow]) } catch {
+            throw EFSError.system(error, "cannot open the directory")
+        }
+        defer { Sys.close(fd) }
+        try directoryAttributes(fd, entry, parts)
+    }
+
+    /// Extended attributes and owner now; mode and times once the children are in.
+    func directoryAttributes(_ fd: FileDescriptor, _ entry: ArchiveEntry, _ parts: [String]) throws(EFSError) {
+        setExtendedAttributes(fd, entry, raw: false)
+        if isRoot {
+            do { try Sys.fchown(fd, uid: entry.uid, gid: entry.gid) } catch {
+                report(entry.path, EFSError.system(error, "cannot restore the owner"), warning: true)
+            }
+        }
+        deferred.append((parts, mode(entry), entry.accessTime ?? entry.modificationTime, entry.modificationTime))
+    }
+
+    /// Sets the directories' modes and times, deepest first (a child's creation changes its parent's times).
+    func finishDirectories() {
+        for d in deferred.reversed() {
+            do throws(EFSError) {
+                let fd = try open(d.components, create: false)
+                defer { Sys.close(fd) }
+                try mapErrors(nil, "cannot restore the mode and times") {
+                    try Sys.fchmod(fd, d.mode)
+                    try Sys.futimens(fd, access: Sys.time(d.access), modification: Sys.time(d.modification))
+                }
+            } catch {
+                report(d.components.isEmpty ? "." : d.components.joined(separator: "/"), error, warning: true)
+            }
+        }
+        deferred.removeAll()
+    }
+
+    func restoreEncryptedDirectory(_ entry: ArchiveEntry, _ dirParts: [String]) throws(EFSError) {
+        let dir = try directory(dirParts, create: true)
+        if let m = try? Sys.lstatat(dir, DirectoryMarker.name), m.kind != .regular { try clear(dir, DirectoryMarker.name) }
+        let path = dirParts.reduce(rootPath) { $0.appending($1) }
+        let ctx = try RawContext.open(path, flags: [.createForImport, .createForDirectory, .overwriteHidden])
+        defer { ctx.close() }
+        try ctx.write { max in try self.content(max, entry.path) }
+        if isRoot { try? Sys.lchownat(dir, DirectoryMarker.name, uid: entry.uid, gid: entry.gid) }
+    }
+
+    // MARK: - Files
+
+    /// Removes whatever non-directory object is at `name`, so a new one can take its place (never written through).
+    func clear(_ parent: FileDescriptor, _ name: String) throws(EFSError) {
+        guard let st = try? Sys.lstatat(parent, name) else { return }
+        guard st.kind != .directory else { throw EFSError(.alreadyExists, "a directory is in the way") }
+        do { try Sys.unlinkat(parent, name) } catch { throw EFSError.system(error, "cannot replace the existing file") }
+    }
+
+    func content(_ maximum: Int, _ path: String) throws(EFSError) -> [UInt8] {
+        let before = input.offset
+        let chunk = try input.readContent(maximum: maximum)
+        if before / UInt64(Self.progressInterval) != input.offset / UInt64(Self.progressInterval) { tick(path) }
+        return chunk
+    }
+
+    /// Writes the content to a temporary file beside the target and renames it into place: a failed entry leaves
+    /// nothing behind, and an existing file or link is replaced, not written through.
+    func restorePlainFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String) throws(EFSError) {
+        if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
+        let temporary = TemporaryName.beside(FilePath(name)).lastComponent!.string
+        let fd: FileDescriptor
+        do { fd = try Sys.openat(parent, temporary, [.writeOnly, .create, .exclusive, .noFollow], mode: [.ownerReadWrite]) } catch {
+            throw EFSError.system(error, "cannot create")
+        }
+        var done = false
+        defer {
+            if !done {
+                Sys.close(fd)
+                try? Sys.unlinkat(parent, temporary)
+            }
+        }
+        while true {
+            let chunk = try content(Self.chunk, entry.path)
+            if chunk.isEmpty { break }
+            do { try Sys.writeAll(fd, chunk) } catch { throw EFSError.system(error, "cannot write") }
+        }
+        do throws(Errno) {
+            try attributes(fd, entry, raw: false)
+            try Sys.renameat(parent, temporary, parent, name)
+        } catch {
+            throw EFSError.system(error, "cannot create")
+        }
+        done = true
+        Sys.close(fd)
+    }
+
+    func restoreEncryptedFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String, _ parts: [String]) throws(EFSError) {
+        if let st = try? Sys.lstatat(parent, name), st.kind != .regular { try clear(parent, name) }
+        let path = parts.reduce(rootPath) { $0.appending($1) }
+        let ctx = try RawContext.open(path, flags: [.createForImport, .overwriteHidden])
+        defer { ctx.close() }
+        try ctx.write { max in try self.content(max, entry.path) }
+        do throws(Errno) {
+            let fd = try Sys.openat(parent, name, [.readOnly, .noFollow])
+            defer { Sys.close(fd) }
+            try attributes(fd, entry, raw: true)
+        } catch {
+            throw EFSError.system(error, "cannot restore the attributes")
+        }
+    }
+
+    func restoreHardLink(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String) throws(EFSError) {
+        let target = try Self.components(entry.linkTarget ?? "")
+        guard let targetName = target.last else { throw EFSError(.invalidArgument, "a hard link to the destination itself") }
+        let targetParent = try open(Array(target.dropLast()), create: false)
+        defer { Sys.close(targetParent) }
+        let targetStatus: FileStatus
+        do { targetStatus = try Sys.lstatat(targetParent, targetName) } catch {
+            throw EFSError.system(error, "the link target '\(entry.linkTarget ?? "")' is not there")
+        }
+        guard targetStatus.kind != .directory else { throw EFSError(.invalidArgument, "a hard link to a directory") }
+        if let st = try? Sys.lstatat(parent, name), FileKey(st) == FileKey(targetStatus) { return }
+        try clear(parent, name)
+        do { try Sys.linkat(targetParent, targetName, parent, name) } catch {
+            throw EFSError.system(error, "cannot create the hard link")
+        }
+    }
+
+    // MARK: - Attributes
+
+    /// The mode to set: as archived for root; without set-user-ID and set-group-ID bits for others.
+    func mode(_ entry: ArchiveEntry) -> UInt32 { isRoot ? entry.mode & 0o7777 : entry.mode & 0o1777 }
+
+    /// Extended attributes, owner (root only), mode and times of an open file. Attributes that cannot be set are
+    /// reported as warnings.
+    func attributes(_ fd: FileDescriptor, _ entry: ArchiveEntry, raw: Bool) throws(Errno) {
+        setExtendedAttributes(fd, entry, raw: raw)
+        if isRoot {
+            do { try Sys.fchown(fd, uid: entry.uid, gid: entry.gid) } catch {
+                report(entry.path, EFSError.system(error, "cannot restore the owner"), warning: true)
+            }
+        }
+        try Sys.fchmod(fd, mode(entry))
+        try Sys.futimens(fd, access: Sys.time(entry.accessTime ?? entry.modificationTime), modification: Sys.time(entry.modificationTime))
+    }
+
+    /// Sets archived extended attributes: all of them as root, `user.*` ones otherwise (others need privileges).
+    /// An encrypted file's sealed `user.efs.x.*` attributes come from its raw stream only.
+    func setExtendedAttributes(_ fd: FileDescriptor, _ entry: ArchiveEntry, raw: Bool) {
+        for x in entry.extendedAttributes {
+            if raw && x.name.hasPrefix(NamedStreams.backingPrefix) { continue }
+            if !isRoot && !x.name.hasPrefix("user.") { continue }
+            do { try Sys.setXattr(fd, x.name, x.value) } catch {
+                report(entry.path, EFSError.system(error, "cannot restore extended attribute '\(x.name)'"), warning: true)
+            }
+        }
+    }
+}
