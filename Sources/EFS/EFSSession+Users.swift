@@ -246,7 +246,9 @@ extension EFSSession {
             if !exists { try mapErrors(destination, "cannot create") { try Sys.mkdir(destination, mode: 0o755) } }
             try writeNewEncryptedFile(at: destination.appending(DirectoryMarker.name), fek: fek, metadata: meta, mode: 0o644, replace: true)
         } else {
-            try writeNewEncryptedFile(at: destination, fek: fek, metadata: meta, mode: mode, replace: !failIfExists)
+            // Replacing an existing file keeps its mode (CREATE_ALWAYS overwrites contents, not permissions).
+            let keep = (try? Sys.stat(destination)).flatMap { $0.kind == .regular ? $0.mode & 0o7777 : nil }
+            try writeNewEncryptedFile(at: destination, fek: fek, metadata: meta, mode: keep ?? mode, replace: !failIfExists)
         }
     }
 }

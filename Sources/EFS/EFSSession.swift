@@ -119,6 +119,11 @@ public final class EFSSession: Sendable {
         throw EFSError(.noKey, "no key in your key store can open \(path?.string ?? "the file"); it is encrypted for: \(who.joined(separator: ", "))")
     }
 
+    /// Drops every unlocked private key from memory (they are unlocked again, with a passphrase, when needed).
+    public func forgetKeys() {
+        unlocked.withLock { $0.removeAll() }
+    }
+
     /// Thumbprints of every key in the store that has a private key.
     func ownThumbprints() throws(EFSError) -> Set<Thumbprint> {
         Set(try keyStore.list().filter(\.hasPrivateKey).map(\.thumbprint))
