@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "EFS", targets: ["EFS"]),
         .library(name: "EFSCore", targets: ["EFSCore"]),
         .library(name: "EFSRawStream", targets: ["EFSRawStream"]),
+        .library(name: "EFSArchive", targets: ["EFSArchive"]),
         .executable(name: "efs", targets: ["efs"]),
         .library(name: "efsapi", type: .dynamic, targets: ["EFSWin32"]),
     ],
@@ -56,10 +57,17 @@ let package = Package(
             name: "EFSWin32",
             dependencies: ["EFS", "EFSSystem", "CEFSWin32", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // libfuse3: a module map and a small shim header. Imported by EFSFUSE only.
+        .systemLibrary(name: "CFUSE", pkgConfig: "fuse3", providers: [.apt(["libfuse3-dev"])]),
+        // The FUSE file system of `efs mount`: the only importer of CFUSE; maps EFS errors to errno in one place.
+        .target(
+            name: "EFSFUSE",
+            dependencies: ["CFUSE", "EFS", "EFSSystem", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .executableTarget(
             name: "efs",
             dependencies: [
-                "EFS", "EFSCore", "EFSRawStream", "EFSSystem",
+                "EFS", "EFSCore", "EFSRawStream", "EFSSystem", "EFSFUSE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -82,6 +90,13 @@ let package = Package(
             name: "EFSTests",
             dependencies: ["EFS", "EFSCore", "EFSSystem", "EFSTestSupport", "EFSArchive", "EFSRawStream"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "EFSFUSETests",
+            dependencies: [
+                "efs", "EFSFUSE", "EFS", "EFSCore", "EFSSystem", "EFSTestSupport",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         .testTarget(name: "efsCLITests", dependencies: ["efs", "EFS", "EFSCore", "EFSSystem", "EFSTestSupport"]),
     ]

@@ -14,6 +14,9 @@ int cefs_fallocate(int fd, int mode, off_t offset, off_t len) { return fallocate
 int cefs_renameat2(const char *from, const char *to, unsigned int flags) {
     return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, flags);
 }
+int cefs_renameat2_at(int fromdir, const char *from, int todir, const char *to, unsigned int flags) {
+    return (int)syscall(SYS_renameat2, fromdir, from, todir, to, flags);
+}
 int cefs_stat(const char *path, struct stat *st) { return stat(path, st); }
 int cefs_lstat(const char *path, struct stat *st) { return lstat(path, st); }
 int cefs_fstat(int fd, struct stat *st) { return fstat(fd, st); }

@@ -144,7 +144,13 @@ struct BackupWalker {
             report(name, EFSError(.sharingViolation, "changed while it was being archived: left out"), warning: false)
             return
         }
-        if EncryptedFileInfo.hasMagic(fd) {
+        // The first chunk tells an encrypted file (by its magic) and, for a plain one, is its first content.
+        let first: [UInt8]
+        do { first = try Sys.pread(fd, count: Int(min(UInt64(Self.copyChunk), UInt64(max(0, now.size)))), at: 0) } catch {
+            report(name, EFSError.system(error, "cannot read", path), warning: false)
+            return
+        }
+        if FileHeader.hasMagic(first) {
             // An encrypted file: its raw stream, with its other extended attributes as pax records (its sealed
             // `user.efs.x.*` attributes travel inside the stream as named streams).
             var e = template(.regular, name, now)
@@ -164,7 +170,7 @@ struct BackupWalker {
             e.size = UInt64(now.size)
             e.extendedAttributes = extendedAttributes(fd, name, raw: false)
             guard try write(e, path: name, content: true) else { return }
-            try copy(fd, size: e.size, name: name)
+            try copy(fd, size: e.size, first: first, name: name)
             if let after = try? Sys.fstat(fd), after.size != now.size || after.modificationTime.tv_sec != now.modificationTime.tv_sec
                 || after.modificationTime.tv_nsec != now.modificationTime.tv_nsec
             {
@@ -181,7 +187,7 @@ struct BackupWalker {
             report(name, EFSError.system(error, "cannot read the link", path), warning: false)
             return
         }
-        guard let target = String(validatingUTF8: bytes), !target.isEmpty else {
+        guard let target = String(validating: bytes, as: UTF8.self), !target.isEmpty else {
             report(name, EFSError(.notSupported, "the link's target is not UTF-8: left out"), warning: false)
             return
         }
@@ -239,19 +245,23 @@ struct BackupWalker {
         return true
     }
 
-    /// Streams a plain file's `size` bytes; a file that shrank is padded with zeros (and reported), as tar does.
-    mutating func copy(_ fd: FileDescriptor, size: UInt64, name: String) throws(EFSError) {
-        if copyBuffer.count != Self.copyChunk { copyBuffer = [UInt8](repeating: 0, count: Self.copyChunk) }
-        var done: UInt64 = 0
+    /// Streams a plain file's `size` bytes, starting with `first` (already read from offset 0). A file that shrank
+    /// is padded with zeros (and reported), as tar does; one that grew is cut at `size`.
+    mutating func copy(_ fd: FileDescriptor, size: UInt64, first: [UInt8], name: String) throws(EFSError) {
+        var done = min(UInt64(first.count), size)
+        try out.write(first[0..<Int(done)])
+        // A first read shorter than asked for means the end of the file was reached.
+        var atEnd = first.count < Self.copyChunk
         var sinceTick: UInt64 = 0
-        while done < size {
+        if done < size, !atEnd, copyBuffer.count != Self.copyChunk { copyBuffer = [UInt8](repeating: 0, count: Self.copyChunk) }
+        while done < size, !atEnd {
             let n: Int
             do { n = try Sys.preadInto(fd, &copyBuffer, at: Int64(done)) } catch {
                 report(name, EFSError.system(error, "read error: the rest of the file is archived as zeros"), warning: false)
                 break
             }
             if n == 0 {
-                report(name, EFSError(.sharingViolation, "the file shrank while it was being archived: padded with zeros"), warning: true)
+                atEnd = true
                 break
             }
             let take = Int(min(UInt64(n), size - done))
@@ -262,6 +272,9 @@ struct BackupWalker {
                 sinceTick = 0
                 tick(name)
             }
+        }
+        if done < size, atEnd {
+            report(name, EFSError(.sharingViolation, "the file shrank while it was being archived: padded with zeros"), warning: true)
         }
         var left = size - done
         while left > 0 {
@@ -337,22 +350,5 @@ struct BackupWalker {
             out.append(ExtendedAttribute(name: n, value: value))
         }
         return out
-    }
-}
-
-extension String {
-    /// Decodes UTF-8, or nil if the bytes are not valid UTF-8.
-    init?(validatingUTF8 bytes: [UInt8]) {
-        var it = bytes.makeIterator()
-        var decoder = UTF8()
-        var out = String.UnicodeScalarView()
-        loop: while true {
-            switch decoder.decode(&it) {
-            case .scalarValue(let s): out.append(s)
-            case .emptyInput: break loop
-            case .error: return nil
-            }
-        }
-        self = String(out)
     }
 }

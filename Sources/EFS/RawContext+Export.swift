@@ -95,14 +95,32 @@ extension RawContext {
             }
         }
         try emit(plan.prefix)
+        // Segments go out in batches of up to 16 (about 1 MiB): one pread of the contiguous stored bytes, one buffer
+        // of headers and payloads, one call to the sink.
         let base = Int64(plan.info.header.dataOffset)
-        for seg in plan.segments {
-            let payload = try mapErrors(path, "cannot read") { try Sys.pread(fd, count: seg.length, at: base + Int64(seg.storedOffset)) }
-            guard payload.count == seg.length, let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(seg.length)) else {
-                throw EFSError(.ioError, "\(path) changed during the export")
+        var i = 0
+        var out: [UInt8] = []
+        out.reserveCapacity(17 * (RawStream.dataSegmentHeaderSize + Self.blocksPerSegment * ContentCipher.storedBlockSize))
+        while i < plan.segments.count {
+            var j = i + 1
+            while j < plan.segments.count, j - i < 16,
+                plan.segments[j].storedOffset == plan.segments[j - 1].storedOffset + UInt64(plan.segments[j - 1].length)
+            { j += 1 }
+            let start = plan.segments[i].storedOffset
+            let total = Int(plan.segments[j - 1].storedOffset - start) + plan.segments[j - 1].length
+            let stored = try mapErrors(path, "cannot read") { try Sys.pread(fd, count: total, at: base + Int64(start)) }
+            guard stored.count == total else { throw EFSError(.ioError, "\(path) changed during the export") }
+            out.removeAll(keepingCapacity: true)
+            for seg in plan.segments[i..<j] {
+                guard let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(seg.length)) else {
+                    throw EFSError(.corrupt, "\(path): the data region ends inside a block")
+                }
+                let from = Int(seg.storedOffset - start)
+                let offset = seg.index * UInt64(Self.blocksPerSegment * ContentCipher.blockSize)
+                RawStreamEncoder.appendDataSegment(to: &out, offset: offset, plaintextLength: UInt32(plain), payload: stored[from..<(from + seg.length)], sparse: plan.sparse)
             }
-            let start = seg.index * UInt64(Self.blocksPerSegment * ContentCipher.blockSize)
-            try emit(RawStreamEncoder.dataSegment(offset: start, plaintextLength: UInt32(plain), payload: payload, sparse: plan.sparse))
+            try emit(out)
+            i = j
         }
         for (name, value) in plan.named { try emit(Self.namedStream(name, value)) }
     }

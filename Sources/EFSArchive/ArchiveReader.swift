@@ -202,7 +202,7 @@ public struct ArchiveReader: Sendable {
                 }
             default:
                 let text = Ustar.text(content)
-                guard !text.isEmpty, let s = String(validatingUTF8Bytes: text) else {
+                guard !text.isEmpty, let s = String(validating: text, as: UTF8.self) else {
                     throw ArchiveError(.malformed, "a GNU long name is empty or not UTF-8", at: at)
                 }
                 if flag == UInt8(ascii: "L") {
@@ -236,7 +236,7 @@ public struct ArchiveReader: Sendable {
         }
 
         func text(_ range: Range<Int>, _ what: String) throws(ArchiveError) -> String {
-            guard let s = String(validatingUTF8Bytes: Ustar.text(b[range])) else {
+            guard let s = String(validating: Ustar.text(b[range]), as: UTF8.self) else {
                 throw ArchiveError(.malformed, "the \(what) field is not UTF-8", at: at)
             }
             return s
@@ -295,7 +295,7 @@ public struct ArchiveReader: Sendable {
             guard v.count <= maximum else {
                 throw ArchiveError(.limitExceeded, "the pax '\(key)' value is longer than \(maximum) bytes", at: at)
             }
-            guard !v.contains(0), let s = String(validatingUTF8Bytes: v) else {
+            guard !v.contains(0), let s = String(validating: v, as: UTF8.self) else {
                 throw ArchiveError(.malformed, "the pax '\(key)' value is not UTF-8 text", at: at)
             }
             return s

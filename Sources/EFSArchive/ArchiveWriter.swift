@@ -53,27 +53,22 @@ public enum ArchiveWriter {
                 put(&block, Ustar.linkname, asciiPrefix(target, 100))
             }
         }
-        put(&block, Ustar.mode, Ustar.octal(UInt64(entry.mode & 0o7777), width: 8)!)
+        putOctal(&block, Ustar.mode, UInt64(entry.mode & 0o7777))
         for (value, range, key) in [(entry.uid, Ustar.uid, PaxKey.uid), (entry.gid, Ustar.gid, PaxKey.gid)] {
-            if let o = Ustar.octal(UInt64(value), width: 8) {
-                put(&block, range, o)
-            } else {
+            if !putOctal(&block, range, UInt64(value)) {
                 records += PaxRecords.encode(key, Array(String(value).utf8))
-                put(&block, range, Ustar.octal(0, width: 8)!)
+                putOctal(&block, range, 0)
             }
         }
-        if let o = Ustar.octal(entry.size, width: 12) {
-            put(&block, Ustar.size, o)
-        } else {
+        if !putOctal(&block, Ustar.size, entry.size) {
             records += PaxRecords.encode(PaxKey.size, Array(String(entry.size).utf8))
             put(&block, Ustar.size, Ustar.base256(entry.size, width: 12))
         }
         let mtime = entry.modificationTime
-        if mtime.seconds >= 0, let o = Ustar.octal(UInt64(mtime.seconds), width: 12) {
-            put(&block, Ustar.mtime, o)
+        if mtime.seconds >= 0, putOctal(&block, Ustar.mtime, UInt64(mtime.seconds)) {
             if mtime.nanoseconds != 0 { records += PaxRecords.encode(PaxKey.mtime, Array(PaxRecords.text(mtime).utf8)) }
         } else {
-            put(&block, Ustar.mtime, Ustar.octal(0, width: 12)!)
+            putOctal(&block, Ustar.mtime, 0)
             records += PaxRecords.encode(PaxKey.mtime, Array(PaxRecords.text(mtime).utf8))
         }
         if let atime = entry.accessTime { records += PaxRecords.encode(PaxKey.atime, Array(PaxRecords.text(atime).utf8)) }
@@ -90,10 +85,9 @@ public enum ArchiveWriter {
         }
         if entry.kind == .characterDevice || entry.kind == .blockDevice {
             for (value, range) in [(entry.deviceMajor, Ustar.devmajor), (entry.deviceMinor, Ustar.devminor)] {
-                guard let o = Ustar.octal(UInt64(value), width: 8) else {
+                guard putOctal(&block, range, UInt64(value)) else {
                     throw ArchiveError(.invalidEntry, "\(entry.path): device number \(value) does not fit a ustar header")
                 }
-                put(&block, range, o)
             }
         }
         for x in entry.extendedAttributes.sorted(by: { $0.name < $1.name }) {
@@ -116,14 +110,18 @@ public enum ArchiveWriter {
     /// The 'x' header block that precedes an entry's records. Its name is cosmetic ("PaxHeaders/NAME").
     static func extendedHeader(for entry: ArchiveEntry, size: Int) -> [UInt8] {
         var block = [UInt8](repeating: 0, count: Ustar.blockSize)
-        let base = entry.path.split(separator: "/").last.map(String.init) ?? "entry"
-        put(&block, Ustar.name, asciiPrefix("PaxHeaders/" + base, 100))
-        put(&block, Ustar.mode, Ustar.octal(0o644, width: 8)!)
-        put(&block, Ustar.uid, Ustar.octal(0, width: 8)!)
-        put(&block, Ustar.gid, Ustar.octal(0, width: 8)!)
-        put(&block, Ustar.size, Ustar.octal(UInt64(size), width: 12)!)
+        // "PaxHeaders/BASENAME", cut to the field (cosmetic: pax readers ignore it).
+        let utf8 = entry.path.utf8
+        let base = utf8.lastIndex(of: UInt8(ascii: "/")).map { utf8[utf8.index(after: $0)...] } ?? utf8[...]
+        var name = Array("PaxHeaders/".utf8)
+        for b in base.prefix(100 - name.count) { name.append(b >= 0x20 && b < 0x7F ? b : UInt8(ascii: "_")) }
+        put(&block, Ustar.name, name)
+        putOctal(&block, Ustar.mode, 0o644)
+        putOctal(&block, Ustar.uid, 0)
+        putOctal(&block, Ustar.gid, 0)
+        putOctal(&block, Ustar.size, UInt64(size))
         let seconds = UInt64(max(0, entry.modificationTime.seconds))
-        put(&block, Ustar.mtime, Ustar.octal(min(seconds, Ustar.octalMaximum(width: 12)), width: 12)!)
+        putOctal(&block, Ustar.mtime, min(seconds, Ustar.octalMaximum(width: 12)))
         block[Ustar.typeflag] = UInt8(ascii: "x")
         put(&block, Ustar.magic, Ustar.posixMagic)
         put(&block, Ustar.version, Ustar.posixVersion)
@@ -145,10 +143,26 @@ public enum ArchiveWriter {
 
     /// Writes the checksum: six octal digits, NUL, space (as POSIX tar does).
     static func seal(_ block: inout [UInt8]) {
-        let sum = Ustar.checksums(block[...]).unsigned
-        let digits = Array(String(sum, radix: 8).utf8)
-        let field = [UInt8](repeating: UInt8(ascii: "0"), count: 6 - digits.count) + digits + [0, UInt8(ascii: " ")]
-        put(&block, Ustar.checksum, field)
+        for i in Ustar.checksum { block[i] = UInt8(ascii: " ") }
+        var sum: UInt64 = 0
+        for b in block { sum &+= UInt64(b) }  // at most 512 × 255: six octal digits
+        putOctal(&block, Ustar.checksum.lowerBound..<(Ustar.checksum.upperBound - 1), sum)
+    }
+
+    /// Writes `value` as zero-padded octal filling `range` but its last byte, which is NUL. Returns false (and
+    /// writes nothing) when it does not fit.
+    @discardableResult
+    static func putOctal(_ block: inout [UInt8], _ range: Range<Int>, _ value: UInt64) -> Bool {
+        guard value <= Ustar.octalMaximum(width: range.count) else { return false }
+        var v = value
+        block[range.upperBound - 1] = 0
+        var i = range.upperBound - 2
+        while i >= range.lowerBound {
+            block[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v & 7)
+            v >>= 3
+            i -= 1
+        }
+        return true
     }
 
     static func put(_ block: inout [UInt8], _ range: Range<Int>, _ bytes: some Collection<UInt8>) {
@@ -207,7 +221,7 @@ public enum ArchiveWriter {
         }
         var seen = Set<String>()
         for x in e.extendedAttributes {
-            guard !x.name.isEmpty, !x.name.utf8.contains(0), !x.name.contains("="), seen.insert(x.name).inserted else {
+            guard !x.name.isEmpty, !x.name.utf8.contains(where: { $0 == 0 || $0 == UInt8(ascii: "=") }), seen.insert(x.name).inserted else {
                 throw bad("extended attribute name '\(x.name)' is empty, repeated, or contains '=' or NUL")
             }
             guard x.name.utf8.count <= ArchiveLimits.maximumExtendedAttributeNameLength,

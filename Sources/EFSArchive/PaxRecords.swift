@@ -84,7 +84,7 @@ enum PaxRecords {
                 throw ArchiveError(.malformed, "a pax record has no keyword", at: offset)
             }
             let keyBytes = body[body.startIndex..<eq]
-            guard !keyBytes.contains(0), let key = String(validatingUTF8Bytes: keyBytes) else {
+            guard !keyBytes.contains(0), let key = String(validating: keyBytes, as: UTF8.self) else {
                 throw ArchiveError(.malformed, "a pax keyword is not UTF-8 text", at: offset)
             }
             out.append((key, Array(body[(eq + 1)...])))

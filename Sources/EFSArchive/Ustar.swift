@@ -116,13 +116,6 @@ enum Ustar {
         return value
     }
 
-    /// Writes `value` as zero-padded octal with a terminating NUL, or nil if it does not fit.
-    static func octal(_ value: UInt64, width: Int) -> [UInt8]? {
-        guard value <= octalMaximum(width: width) else { return nil }
-        let digits = Array(String(value, radix: 8).utf8)
-        return [UInt8](repeating: UInt8(ascii: "0"), count: width - 1 - digits.count) + digits + [0]
-    }
-
     /// GNU base-256 of a non-negative value.
     static func base256(_ value: UInt64, width: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: width)
@@ -141,22 +134,5 @@ enum Ustar {
     static func text(_ field: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
         if let nul = field.firstIndex(of: 0) { return field[field.startIndex..<nul] }
         return field
-    }
-}
-
-extension String {
-    /// Decodes UTF-8, or nil if the bytes are not valid UTF-8.
-    init?(validatingUTF8Bytes bytes: some Collection<UInt8>) {
-        var it = bytes.makeIterator()
-        var decoder = UTF8()
-        var out = String.UnicodeScalarView()
-        loop: while true {
-            switch decoder.decode(&it) {
-            case .scalarValue(let s): out.append(s)
-            case .emptyInput: break loop
-            case .error: return nil
-            }
-        }
-        self = String(out)
     }
 }

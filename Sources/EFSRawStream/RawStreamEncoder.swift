@@ -54,11 +54,19 @@ public enum RawStreamEncoder {
     ///   - plaintextLength: BytesWithinStreamSize (and BytesWithinVDL).
     ///   - sparse: the EXTD flag "stream is in a sparse file".
     public static func dataSegment(offset: UInt64, plaintextLength: UInt32, payload: some Collection<UInt8>, sparse: Bool, clusterShift: UInt8 = 12) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(RawStream.dataSegmentHeaderSize + payload.count)
+        appendDataSegment(to: &out, offset: offset, plaintextLength: plaintextLength, payload: payload, sparse: sparse, clusterShift: clusterShift)
+        return out
+    }
+
+    /// Appends a data segment to `out` (the header, then `payload` copied once).
+    public static func appendDataSegment(to out: inout [UInt8], offset: UInt64, plaintextLength: UInt32, payload: some Collection<UInt8>, sparse: Bool, clusterShift: UInt8 = 12) {
         precondition(offset % 512 == 0 && payload.count + RawStream.dataSegmentHeaderSize <= RawStream.maximumSegmentLength)
         let rounded = (payload.count + 511) / 512 * 512
         var shift: UInt8 = 9
         while (1 << Int(shift)) < rounded { shift += 1 }
-        var w = ByteWriter(capacity: RawStream.dataSegmentHeaderSize + payload.count)
+        var w = ByteWriter(capacity: RawStream.dataSegmentHeaderSize)
         w.write(UInt32(RawStream.dataSegmentHeaderSize + payload.count))
         w.write(bytes: RawStream.signatureGURE)
         w.write(UInt32(0))
@@ -78,7 +86,7 @@ public enum RawStreamEncoder {
         w.write(UInt32(sparse ? 1 : 0))
         w.write(UInt32(0))
         w.writeZeros(RawStream.dataSegmentHeaderSize - w.bytes.count)
-        w.write(bytes: payload)
-        return w.bytes
+        out.append(contentsOf: w.bytes)
+        out.append(contentsOf: payload)
     }
 }

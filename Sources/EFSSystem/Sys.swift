@@ -24,6 +24,12 @@ public struct FileStatus: Sendable, Hashable {
     public var accessTime: timespec
     public var modificationTime: timespec
     public var changeTime: timespec
+    /// The device a special file stands for (`st_rdev`).
+    public var rawDevice: UInt64
+    /// Allocated 512-byte blocks (`st_blocks`).
+    public var blocks: Int64
+    /// The preferred I/O size (`st_blksize`).
+    public var blockSize: Int64
 
     init(_ s: stat) {
         switch s.st_mode & S_IFMT {
@@ -43,6 +49,9 @@ public struct FileStatus: Sendable, Hashable {
         accessTime = s.st_atim
         modificationTime = s.st_mtim
         changeTime = s.st_ctim
+        rawDevice = UInt64(s.st_rdev)
+        blocks = Int64(s.st_blocks)
+        blockSize = Int64(s.st_blksize)
     }
 
     public static func == (a: FileStatus, b: FileStatus) -> Bool {
@@ -585,5 +594,180 @@ extension Sys {
     /// A `timespec` of `seconds` and `nanoseconds`, for modules that do not import the C library.
     public static func time(seconds: Int64, nanoseconds: UInt32) -> timespec {
         timespec(tv_sec: Int(seconds), tv_nsec: Int(nanoseconds))
+    }
+}
+
+// MARK: - Descriptor-relative calls (the FUSE mount)
+
+/// Flags of ``Sys/renameat2(_:_:_:_:flags:)``.
+public struct RenameFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Fail with EEXIST if the target exists. The corresponding C constant is `RENAME_NOREPLACE`.
+    public static let noReplace = RenameFlags(rawValue: 1)
+    /// Swap the two names atomically. The corresponding C constant is `RENAME_EXCHANGE`.
+    public static let exchange = RenameFlags(rawValue: 2)
+}
+
+/// One entry of ``Sys/readDirectory(_:)``: the name, the inode number and the `d_type` kind.
+public struct DirectoryRecord: Sendable {
+    public var name: String
+    public var inode: UInt64
+    /// The `DT_*` value (`DT_UNKNOWN` where the file system does not fill it).
+    public var type: UInt8
+}
+
+/// What `statvfs` says about a file system.
+public struct FileSystemStatistics: Sendable {
+    public var blockSize: UInt64
+    public var fragmentSize: UInt64
+    public var blocks: UInt64
+    public var freeBlocks: UInt64
+    public var availableBlocks: UInt64
+    public var files: UInt64
+    public var freeFiles: UInt64
+    public var availableFiles: UInt64
+    public var maximumNameLength: UInt64
+}
+
+extension OpenFlags {
+    /// A handle that names an object without opening it for I/O. The corresponding C constant is `O_PATH`
+    /// (the Glibc module hides it behind `_GNU_SOURCE`; this is its Linux value).
+    public static let pathOnly = OpenFlags(rawValue: 0o10_000_000)
+}
+
+extension Sys {
+    /// `AT_EMPTY_PATH`: operate on the descriptor itself (Linux value; hidden behind `_GNU_SOURCE`).
+    static let atEmptyPath: Int32 = 0x1000
+    /// A `timespec` that means "now" in ``utimens(_:access:modification:)``. C: `UTIME_NOW`.
+    public static let timeNow = timespec(tv_sec: 0, tv_nsec: (1 << 30) - 1)
+    /// A `timespec` that means "leave unchanged" in ``utimens(_:access:modification:)``. C: `UTIME_OMIT`.
+    public static let timeOmit = timespec(tv_sec: 0, tv_nsec: (1 << 30) - 2)
+
+    /// `fstatat(dir, name)`, following a final symbolic link when `followSymlinks`.
+    public static func statAt(_ dir: FileDescriptor, _ name: String, followSymlinks: Bool) throws(Errno) -> FileStatus {
+        var s = Glibc.stat()
+        try nothingOrErrno { Glibc.fstatat(dir.rawValue, name, &s, followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW) }.get()
+        return FileStatus(s)
+    }
+
+    /// `renameat2(2)` between two directories, with `RENAME_NOREPLACE` or `RENAME_EXCHANGE`.
+    public static func renameat2(_ fromDir: FileDescriptor, _ from: String, _ toDir: FileDescriptor, _ to: String, flags: RenameFlags) throws(Errno) {
+        FaultInjection.check(.rename)
+        try nothingOrErrno { cefs_renameat2_at(fromDir.rawValue, from, toDir.rawValue, to, flags.rawValue) }.get()
+    }
+
+    /// Creates `toName` in `toDir` as a new hard link to whatever `path` resolves to, following symbolic links
+    /// (so `/proc/self/fd/N` links the object the descriptor names).
+    public static func linkFollowing(_ path: FilePath, _ toDir: FileDescriptor, _ toName: String) throws(Errno) {
+        FaultInjection.check(.write)
+        try path.withPlatformString { p in
+            nothingOrErrno { Glibc.linkat(AT_FDCWD, p, toDir.rawValue, toName, AT_SYMLINK_FOLLOW) }
+        }.get()
+    }
+
+    /// The contents of the symbolic link `name` in `dir` (`""` with an `O_PATH` handle of the link itself).
+    public static func readlinkat(_ dir: FileDescriptor, _ name: String) throws(Errno) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = try buf.withUnsafeMutableBytes { raw in
+            // Invariant: `raw` holds PATH_MAX + 1 bytes; readlinkat writes at most raw.count and never a NUL.
+            valueOrErrno { Glibc.readlinkat(dir.rawValue, name, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count) }
+        }.get()
+        guard n <= Int(PATH_MAX) else { throw Errno.fileNameTooLong }
+        return Array(buf[0..<n])
+    }
+
+    /// Changes the owner of the object an `O_PATH` (or any) handle names, without following a symbolic link.
+    /// `UInt32.max` leaves that id unchanged.
+    public static func chownHandle(_ fd: FileDescriptor, uid: UInt32, gid: UInt32) throws(Errno) {
+        try nothingOrErrno { Glibc.fchownat(fd.rawValue, "", uid, gid, atEmptyPath | AT_SYMLINK_NOFOLLOW) }.get()
+    }
+
+    /// Sets the access and modification times of what `path` resolves to. ``timeNow`` and ``timeOmit`` are honoured.
+    public static func utimens(_ path: FilePath, access: timespec, modification: timespec) throws(Errno) {
+        var times = [access, modification]
+        try path.withPlatformString { p in nothingOrErrno { Glibc.utimensat(AT_FDCWD, p, &times, 0) } }.get()
+    }
+
+    /// `mknodat(2)`: a device node, FIFO or socket (`mode` carries the `S_IF*` kind).
+    public static func mknodat(_ dir: FileDescriptor, _ name: String, mode: UInt32, device: UInt64) throws(Errno) {
+        FaultInjection.check(.write)
+        try nothingOrErrno { Glibc.mknodat(dir.rawValue, name, mode_t(mode), dev_t(device)) }.get()
+    }
+
+    /// `fstatvfs(2)` of the file system holding `fd` (an `O_PATH` handle works).
+    public static func fileSystemStatistics(_ fd: FileDescriptor) throws(Errno) -> FileSystemStatistics {
+        var s = Glibc.statvfs()
+        try nothingOrErrno { Glibc.fstatvfs(fd.rawValue, &s) }.get()
+        return FileSystemStatistics(
+            blockSize: UInt64(s.f_bsize), fragmentSize: UInt64(s.f_frsize), blocks: UInt64(s.f_blocks),
+            freeBlocks: UInt64(s.f_bfree), availableBlocks: UInt64(s.f_bavail), files: UInt64(s.f_files),
+            freeFiles: UInt64(s.f_ffree), availableFiles: UInt64(s.f_favail), maximumNameLength: UInt64(s.f_namemax))
+    }
+
+    /// Every entry of the directory `dir` names (an `O_PATH` handle works), `.` and `..` included, in directory
+    /// order.
+    public static func readDirectory(_ dir: FileDescriptor) throws(Errno) -> [DirectoryRecord] {
+        let fd = try valueOrErrno { Glibc.openat(dir.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }.get()
+        guard let d = Glibc.fdopendir(fd) else {
+            let e = Errno(rawValue: errno)
+            _ = Glibc.close(fd)
+            throw e
+        }
+        defer { Glibc.closedir(d) }
+        var out: [DirectoryRecord] = []
+        while true {
+            errno = 0
+            guard let ent = Glibc.readdir(d) else {
+                if errno != 0 { throw Errno(rawValue: errno) }
+                return out
+            }
+            let name = withUnsafePointer(to: ent.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            out.append(DirectoryRecord(name: name, inode: UInt64(ent.pointee.d_ino), type: ent.pointee.d_type))
+        }
+    }
+
+    /// One `pread(2)` into `buffer`; returns the bytes read (0 at end of file).
+    public static func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        return try valueOrErrno { Glibc.pread(fd.rawValue, base, buffer.count, off_t(offset)) }.get()
+    }
+
+    /// Writes all of `buffer` at `offset` (on an `O_APPEND` descriptor, at the end, as `pwrite(2)` does on Linux).
+    public static func pwriteAll(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) {
+        FaultInjection.check(.write)
+        guard let base = buffer.baseAddress else { return }
+        var done = 0
+        while done < buffer.count {
+            // Invariant: `done < buffer.count`, so the pointer stays inside `buffer`.
+            done += try valueOrErrno { Glibc.pwrite(fd.rawValue, base + done, buffer.count - done, off_t(offset) + off_t(done)) }.get()
+        }
+    }
+
+    /// Raises the soft limit on open descriptors as far as allowed (the hard limit, or more for root, up to
+    /// `wanted`), for daemons that hold one descriptor per object a client has in use. Returns the new soft limit.
+    @discardableResult
+    public static func raiseOpenFileLimit(to wanted: UInt64 = 1 << 20) -> UInt64 {
+        var r = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &r) == 0 else { return 0 }
+        var want = rlimit(rlim_cur: rlim_t(wanted), rlim_max: max(r.rlim_max, rlim_t(wanted)))
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &want) == 0 { return UInt64(want.rlim_cur) }
+        want = rlimit(rlim_cur: r.rlim_max, rlim_max: r.rlim_max)
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &want) == 0 { return UInt64(want.rlim_cur) }
+        return UInt64(r.rlim_cur)
+    }
+
+    /// `truncate(2)`: sets the length of the file `path` names.
+    public static func truncate(_ path: FilePath, _ length: Int64) throws(Errno) {
+        FaultInjection.check(.truncate)
+        try path.withPlatformString { p in nothingOrErrno { Glibc.truncate(p, off_t(length)) } }.get()
+    }
+
+    /// Sets extended attribute `name` with `XATTR_CREATE` (1) or `XATTR_REPLACE` (2) semantics in `flags`.
+    public static func setXattr(_ fd: FileDescriptor, _ name: String, _ value: [UInt8], flags: Int32) throws(Errno) {
+        FaultInjection.check(.write)
+        try nothingOrErrno { cefs_fsetxattr(fd.rawValue, name, value, value.count, flags) }.get()
     }
 }

@@ -11,6 +11,7 @@
 
 int cefs_fallocate(int fd, int mode, off_t offset, off_t len);
 int cefs_renameat2(const char *from, const char *to, unsigned int flags);
+int cefs_renameat2_at(int fromdir, const char *from, int todir, const char *to, unsigned int flags);
 int cefs_stat(const char *path, struct stat *st);
 int cefs_lstat(const char *path, struct stat *st);
 int cefs_fstat(int fd, struct stat *st);

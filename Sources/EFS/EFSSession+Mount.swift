@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFSCore
+import EFSSystem
+import SystemPackage
+
+/// What the FUSE mount needs from a session beyond the file API: every key unlocked before the mount starts, the
+/// plaintext size of a file that is not open, and opens and creates whose messages name the file as the mount shows
+/// it rather than by the descriptor path the mount reaches it through.
+extension EFSSession {
+    /// Unlocks the private key of every certificate in the key store that has one, so that no later open needs a
+    /// passphrase. The keys stay in memory only, for the life of the session.
+    ///
+    /// - Returns: the keys that could not be unlocked, with the reason (the caller decides whether that is fatal).
+    public func unlockAllKeys() throws(EFSError) -> [(certificate: EFSCertificate, error: EFSError)] {
+        var failures: [(certificate: EFSCertificate, error: EFSError)] = []
+        for entry in try keyStore.list() where entry.hasPrivateKey {
+            do { _ = try privateKey(entry.thumbprint, displayName: entry.certificate.displayName) } catch {
+                failures.append((entry.certificate, error))
+            }
+        }
+        return failures
+    }
+
+    /// The plaintext size of the encrypted file open at `fd`, read without taking its EFS lock.
+    ///
+    /// - Parameter path: the name used in error messages.
+    /// - Returns: the exact size when one of the session's keys opens the file; otherwise the largest size its
+    ///   stored data could hold (a stat of a file one cannot read still shows a plausible size).
+    /// - Throws: ``EFSError/Code/corrupt`` and related codes when the header or key lists cannot be read.
+    public func plaintextSize(of fd: FileDescriptor, path: FilePath?) throws(EFSError) -> UInt64 {
+        let info = try EncryptedFileInfo.read(fd, path: path)
+        let upperBound = ContentCipher.plaintextSize(forStoredLength: info.storedDataLength) ?? 0
+        let fek: FileEncryptionKey
+        do { fek = try fileKey(for: info.metadata, path: path) } catch {
+            if error.code == .noKey || error.code == .wrongPassphrase || error.code == .noUserKeys { return upperBound }
+            throw error
+        }
+        do {
+            let rec = try SizeRecord.current(info.sizeRecordBytes[0..<64], info.sizeRecordBytes[64..<128], fek)
+            return min(rec.plaintextSize, upperBound)
+        } catch {
+            throw EFSError.format(error, path)
+        }
+    }
+
+    /// Opens the encrypted file at `path` (any name that reaches it, such as a `/proc/self/fd` link) for plaintext
+    /// access, naming it `displayPath` in messages. Otherwise the same as ``open(at:writable:deferSizeUpdates:)``.
+    public func open(at path: FilePath, displayPath: FilePath, writable: Bool, deferSizeUpdates: Bool) throws(EFSError) -> EncryptedFile {
+        let fd: FileDescriptor
+        do { fd = try Sys.open(path, writable ? .readWrite : .readOnly) } catch {
+            throw EFSError.system(error, "cannot open", displayPath)
+        }
+        do throws(EFSError) {
+            let st = try mapErrors(displayPath, "cannot stat") { try Sys.fstat(fd) }
+            if st.kind == .directory { throw EFSError(.invalidArgument, "\(displayPath) is a directory") }
+            guard EncryptedFileInfo.hasMagic(fd) else { throw EFSError(.notEncrypted, "\(displayPath) is not encrypted") }
+            let shared = try mapErrors(displayPath, "cannot lock") { try Sys.tryLockShared(fd) }
+            guard shared else { throw EFSError(.sharingViolation, "\(displayPath) is locked for an exclusive EFS operation") }
+            let info = try EncryptedFileInfo.read(fd, path: displayPath)
+            let fek = try fileKey(for: info.metadata, path: displayPath)
+            return try EncryptedFile(path: displayPath, fd: fd, closesDescriptor: true, writable: writable, info: info,
+                                     fek: fek, deferSizeUpdates: deferSizeUpdates)
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+    }
+
+    /// Creates a new, empty encrypted file at `path` for the caller's current key and the recovery agents of the
+    /// volume that holds it, and opens it for writing with deferred size updates. Fails if `path` exists.
+    ///
+    /// The mount calls this for files created in a directory marked encrypted.
+    public func createEncryptedFile(at path: FilePath, displayPath: FilePath, mode: UInt32) throws(EFSError) -> EncryptedFile {
+        let dir = path.removingLastComponent()
+        let volume = try Volume.find(containing: dir.isEmpty ? FilePath(".") : dir)
+        let fek = FileEncryptionKey.generate(fileID: .random())
+        let meta = try newFileMetadata(volume, fek: fek)
+        do {
+            try writeNewEncryptedFile(at: path, fek: fek, metadata: meta, mode: mode, replace: false)
+        } catch {
+            throw EFSError(error.code, error.message.replacingOccurrences(of: path.string, with: displayPath.string), cause: error)
+        }
+        return try open(at: path, displayPath: displayPath, writable: true, deferSizeUpdates: true)
+    }
+}

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import CFUSE
+import EFS
+import EFSSystem
+import SystemPackage
+
+/// `efs mount`: serves a directory of an EFS volume through FUSE until it is unmounted or the process gets SIGINT,
+/// SIGTERM or SIGHUP.
+///
+/// Encrypted files read and write as plaintext with the session's keys; plain files pass through; files created in
+/// a directory marked encrypted are encrypted for the session's current key and the volume's recovery agents.
+///
+/// ```swift
+/// try EFSMount.run(volume: "/data/vault", at: "/home/me/vault", session: session, options: MountOptions())
+/// ```
+public enum EFSMount {
+    /// Mounts and serves. Returns after the file system is unmounted (or the process was signalled, in which case
+    /// it unmounts itself).
+    ///
+    /// - Parameters:
+    ///   - volume: the directory to serve: a volume root or a directory inside a volume.
+    ///   - mountpoint: an existing directory.
+    ///   - ready: called once the mount is in place (after daemonizing, in the background process).
+    /// - Throws: ``EFSError`` with `notOnVolume` when `volume` is not on an EFS volume, `ioError` when the kernel
+    ///   refuses the mount.
+    public static func run(volume: FilePath, at mountpoint: FilePath, session: EFSSession, options: MountOptions,
+                           ready: () -> Void = {}) throws {
+        let root: FilePath
+        do { root = try Sys.realpath(volume) } catch { throw EFSError(.fileNotFound, "\(volume): \(error)") }
+        guard let vol = try Volume.find(containing: root) else {
+            throw EFSError(.notOnVolume, "\(volume) is not on an EFS volume: run 'efs init DIR' on it or a directory above it")
+        }
+        let rootHandle: FileDescriptor
+        do { rootHandle = try Sys.open(root, [.pathOnly, .directory]) } catch {
+            throw EFSError(.fileNotFound, "\(volume): \(error)")
+        }
+        let rootStatus: FileStatus
+        do { rootStatus = try Sys.fstat(rootHandle) } catch {
+            Sys.close(rootHandle)
+            throw EFSError(.ioError, "\(volume): \(error)")
+        }
+        let volumeRoot = (try? Sys.stat(vol.root)).map(BackingID.init)
+        // Modes arrive from the kernel with the caller's umask applied; the daemon must not apply its own.
+        _ = Sys.setUmask(0)
+        // Every object the kernel has looked up holds an O_PATH descriptor until it is forgotten.
+        Sys.raiseOpenFileLimit()
+        let fs = EFSFileSystem(session: session, rootHandle: rootHandle, rootStatus: rootStatus, volumeRoot: volumeRoot,
+                               log: options.log)
+        let userdata = Unmanaged.passRetained(fs)
+        defer { userdata.release() }
+
+        var mountOptions = ["default_permissions", "fsname=efs:\(root.string.replacing(",", with: "_"))", "subtype=efs"]
+        mountOptions += options.fuseOptions
+        var arguments = ["efs", "-o", mountOptions.joined(separator: ",")]
+        if options.debug { arguments.append("-d") }
+        try serve(fs: userdata, arguments: arguments, mountpoint: mountpoint, options: options, ready: ready)
+    }
+
+    private static func serve(fs userdata: Unmanaged<EFSFileSystem>, arguments: [String], mountpoint: FilePath,
+                              options: MountOptions, ready: () -> Void) throws {
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdupCompat($0) } + [nil]
+        defer { for p in cArguments { p?.deallocate() } }
+        var ops = makeLowLevelOperations()
+        try cArguments.withUnsafeMutableBufferPointer { argv in
+            // FUSE_ARGS_INIT is a macro: build struct fuse_args by hand. libfuse copies what it keeps.
+            var args = fuse_args(argc: Int32(arguments.count), argv: argv.baseAddress, allocated: 0)
+            defer { fuse_opt_free_args(&args) }
+            guard let se = fuse_session_new(&args, &ops, MemoryLayout<fuse_lowlevel_ops>.size, userdata.toOpaque()) else {
+                throw EFSError(.invalidArgument, "cannot start the file system: bad mount options \(options.fuseOptions.joined(separator: ","))")
+            }
+            defer { fuse_session_destroy(se) }
+            guard fuse_set_signal_handlers(se) == 0 else { throw EFSError(.ioError, "cannot install signal handlers") }
+            defer { fuse_remove_signal_handlers(se) }
+            _ = cfuse_unblock_exit_signals()
+            let mounted = mountpoint.withPlatformString { fuse_session_mount(se, $0) }
+            guard mounted == 0 else { throw EFSError(.ioError, "cannot mount on \(mountpoint) (see the message above)") }
+            defer { fuse_session_unmount(se) }
+            if !options.foreground {
+                // fuse_daemonize points standard error at /dev/null; keep it when it goes to a file or pipe, so the
+                // one-line reasons still reach a log.
+                let keep = Sys.isTerminal(.standardError) ? nil : try? FileDescriptor.standardError.duplicate()
+                _ = fuse_daemonize(0)
+                if let keep {
+                    _ = try? keep.duplicate(as: .standardError)
+                    try? keep.close()
+                }
+            }
+            ready()
+            let config = fuse_loop_cfg_create()
+            defer { fuse_loop_cfg_destroy(config) }
+            fuse_loop_cfg_set_max_threads(config, UInt32(options.maximumThreads))
+            fuse_loop_cfg_set_idle_threads(config, UInt32(min(options.maximumThreads, 10)))
+            let rc = options.singleThreaded ? fuse_session_loop(se) : cfuse_session_loop_mt(se, config)
+            userdata.takeUnretainedValue().encrypted.closeAll()
+            if rc < 0 { throw EFSError(.ioError, "the file system stopped with error \(-rc)") }
+        }
+    }
+
+    /// A C copy of a string, freed with `deallocate()`.
+    private static func strdupCompat(_ s: String) -> UnsafeMutablePointer<CChar> {
+        let utf8 = Array(s.utf8CString)
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
+        p.initialize(from: utf8, count: utf8.count)
+        return p
+    }
+}
+
+/// How ``EFSMount`` runs.
+public struct MountOptions: Sendable {
+    /// Stay in the foreground (otherwise the process daemonizes once the mount is in place).
+    public var foreground = false
+    /// Options for `-o`: `allow_other`, `ro`, … (`default_permissions` is always on).
+    public var fuseOptions: [String] = []
+    /// libfuse debug output (implies nothing else).
+    public var debug = false
+    /// Serve requests one at a time (for debugging).
+    public var singleThreaded = false
+    /// Most worker threads of the multithreaded loop.
+    public var maximumThreads = 16
+    /// Where one-line messages go: standard error by default.
+    public var log: @Sendable (String) -> Void = { message in
+        var line = "efs mount: " + message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ") + "\n"
+        line.withUTF8 { try? Sys.writeAll(.standardError, Array($0)) }
+    }
+
+    public init() {}
+}

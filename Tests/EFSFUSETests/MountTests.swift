@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import EFS
+import EFSCore
+import EFSSystem
+import EFSTestSupport
+import Foundation
+import SystemPackage
+import Testing
+
+@Suite("efs mount", .enabled(if: FUSE.isAvailable, "needs /dev/fuse and fusermount3"))
+struct MountTests {
+    @Test("a tree copied into an encrypted directory lands encrypted and reads back")
+    func copyTreeIn() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let src = m.dir.appending("src")
+        var files: [(String, [UInt8])] = []
+        for (i, size) in [0, 1, 4095, 4096, 4097, 70_000, 300_001].enumerated() {
+            files.append(("\(i < 4 ? "" : "deep/er/")f\(i).bin", TestFiles.bytes(size, seed: UInt64(i) + 100)))
+        }
+        try FileManager.default.createDirectory(atPath: src.appending("deep/er").string, withIntermediateDirectories: true)
+        for (name, bytes) in files { TestFiles.write(src.appending(name), bytes) }
+        #expect(FUSE.run("/bin/cp", ["-r", src.string, m.m("secret").string]) == 0)
+
+        for (name, bytes) in files {
+            let shown = m.m("secret/src/\(name)")
+            #expect(try F.read(shown) == bytes, "\(name) reads back")
+            #expect(try Sys.stat(shown).size == Int64(bytes.count), "stat shows the plaintext size of \(name)")
+            let stored = try F.read(m.b("secret/src/\(name)"))
+            #expect(FileHeader.hasMagic(stored), "\(name) is encrypted on the backing store")
+            if bytes.count >= 64 {
+                for at in stride(from: 0, to: bytes.count - 16, by: max(1, bytes.count / 7)) {
+                    #expect(!F.contains(stored, Array(bytes[at..<(at + 16)])), "no plaintext of \(name) at \(at) in the backing file")
+                }
+            }
+        }
+        // New directories in an encrypted directory are encrypted too, and their markers are hidden.
+        #expect(TestFiles.exists(m.b("secret/src/deep/er/\(DirectoryMarker.name)")))
+        #expect(try !FileManager.default.contentsOfDirectory(atPath: m.m("secret/src/deep/er").string).contains(DirectoryMarker.name))
+        // Outside encrypted directories files stay plain, byte for byte.
+        let plain = TestFiles.bytes(10_000, seed: 7)
+        try F.write(m.m("plain.bin"), plain)
+        #expect(TestFiles.read(m.b("plain.bin")) == plain)
+    }
+
+    @Test("random writes, truncates and reads match a plain file (seeded fsx)")
+    func randomOperations() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        var rng = SplitMix64(seed: 0xEF5_F5E)
+        let model = m.dir.appending("model.bin")
+        let target = m.m("secret/fsx.bin")
+        func openBoth() throws -> (FileDescriptor, FileDescriptor) {
+            (try Sys.open(target, [.readWrite, .create], mode: [.ownerReadWrite]),
+             try Sys.open(model, [.readWrite, .create], mode: [.ownerReadWrite]))
+        }
+        var (t, p) = try openBoth()
+        defer {
+            Sys.close(t)
+            Sys.close(p)
+        }
+        let maxSize = 600_000
+        var size = 0
+        for op in 0..<3_000 {
+            let kind = Int.random(in: 0..<100, using: &rng)
+            switch kind {
+            case 0..<45:
+                let len = Int.random(in: 1...70_000, using: &rng)
+                let off = Int.random(in: 0...(maxSize - len), using: &rng)
+                let data = TestFiles.bytes(len, seed: rng.next())
+                try Sys.pwriteAll(t, data, at: Int64(off))
+                try Sys.pwriteAll(p, data, at: Int64(off))
+                size = max(size, off + len)
+            case 45..<80:
+                let off = Int.random(in: 0...maxSize, using: &rng)
+                let len = Int.random(in: 1...100_000, using: &rng)
+                let a = try Sys.pread(t, count: len, at: Int64(off))
+                let b = try Sys.pread(p, count: len, at: Int64(off))
+                try #require(TestFiles.same(a, b), "op \(op): read \(len) at \(off) differs (size \(size))")
+            case 80..<90:
+                let newSize = Int.random(in: 0...maxSize, using: &rng)
+                try Sys.ftruncate(t, Int64(newSize))
+                try Sys.ftruncate(p, Int64(newSize))
+                size = newSize
+            case 90..<94:
+                try #require(try Sys.fstat(t).size == Int64(size), "op \(op): size")
+            case 94..<97:
+                try Sys.fsync(t)
+            default:
+                Sys.close(t)
+                Sys.close(p)
+                (t, p) = try openBoth()
+            }
+        }
+        try Sys.fsync(t)
+        #expect(TestFiles.same(try F.read(target), TestFiles.read(model)))
+        // The backing file decrypts to the same bytes with the library.
+        let f = try m.alice.session.open(at: m.b("secret/fsx.bin"))
+        defer { try? f.close() }
+        #expect(TestFiles.same(try f.read(at: 0, count: maxSize + 1), TestFiles.read(model)))
+    }
+
+    @Test("truncate by path grows with zeros and shrinks; O_TRUNC, O_APPEND and O_EXCL")
+    func truncateAndOpenFlags() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let p = m.m("secret/t.bin")
+        let data = TestFiles.bytes(10_000, seed: 3)
+        try F.write(p, data)
+        try Sys.truncate(p, 50_000)  // truncate(2): a setattr without an open file
+        #expect(try Sys.stat(p).size == 50_000)
+        #expect(try F.read(p) == data + [UInt8](repeating: 0, count: 40_000))
+        #expect(truncate(p, to: 4_100) == 0)  // ftruncate(2): a setattr of an open file
+        #expect(try F.read(p) == Array(data[0..<4_100]))
+        let fd = try Sys.open(p, [.writeOnly, .append])
+        try Sys.pwriteAll(fd, Array("tail".utf8), at: 0)
+        Sys.close(fd)
+        #expect(try F.read(p) == Array(data[0..<4_100]) + Array("tail".utf8))
+        let tr = try Sys.open(p, [.writeOnly, .truncate])
+        Sys.close(tr)
+        #expect(try Sys.stat(p).size == 0)
+        #expect(F.errno { _ = try Sys.open(p, [.writeOnly, .create, .exclusive]) } == .fileExists)
+    }
+
+    private func truncate(_ p: FilePath, to size: Int64) -> Int32 {
+        do {
+            let fd = try Sys.open(p, .writeOnly)
+            defer { Sys.close(fd) }
+            try Sys.ftruncate(fd, size)
+            return 0
+        } catch { return -1 }
+    }
+
+    @Test("rename over an existing file and directory; RENAME_NOREPLACE")
+    func renameOver() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        try F.write(m.m("secret/a"), Array("new version".utf8))
+        try F.write(m.m("secret/b"), Array("old version that is longer".utf8))
+        try Sys.rename(m.m("secret/a"), m.m("secret/b"))
+        #expect(try F.read(m.m("secret/b")) == Array("new version".utf8))
+        #expect(!TestFiles.exists(m.m("secret/a")))
+        // An empty (encrypted) directory can be renamed over and removed, although its marker is in it.
+        try Sys.mkdir(m.m("secret/d1"))
+        try Sys.mkdir(m.m("secret/d2"))
+        try F.write(m.m("secret/d1/inside"), [1, 2, 3])
+        try Sys.rename(m.m("secret/d1"), m.m("secret/d2"))
+        #expect(try F.read(m.m("secret/d2/inside")) == [1, 2, 3])
+        try Sys.mkdir(m.m("secret/d3"))
+        try Sys.rmdir(m.m("secret/d3"))
+        #expect(!TestFiles.exists(m.b("secret/d3")))
+        #expect(F.errno { try Sys.rmdir(m.m("secret/d2")) } == .directoryNotEmpty)
+        #expect(TestFiles.exists(m.b("secret/d2/\(DirectoryMarker.name)")), "a failed rmdir keeps the marker")
+        try F.write(m.m("secret/c"), [9])
+        #expect(F.errno { try Sys.renameNoReplace(m.m("secret/c"), m.m("secret/b")) } == .fileExists)
+        #expect(try F.read(m.m("secret/b")) == Array("new version".utf8))
+    }
+
+    @Test("unlink of an open file keeps it readable and writable until close")
+    func unlinkWhileOpen() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let p = m.m("secret/u.bin")
+        let data = TestFiles.bytes(20_000, seed: 5)
+        try F.write(p, data)
+        let fd = try Sys.open(p, .readWrite)
+        try Sys.unlink(p)
+        #expect(!TestFiles.exists(p))
+        try Sys.pwriteAll(fd, Array("more".utf8), at: 20_000)
+        #expect(try Sys.pread(fd, count: 30_000, at: 0) == data + Array("more".utf8))
+        Sys.close(fd)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: m.b("secret").string) == [DirectoryMarker.name])
+    }
+
+    @Test("symlinks and hard links")
+    func links() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        try F.write(m.m("secret/target"), Array("linked".utf8))
+        try FileManager.default.createSymbolicLink(atPath: m.m("secret/sym").string, withDestinationPath: "target")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: m.m("secret/sym").string) == "target")
+        #expect(try F.read(m.m("secret/sym")) == Array("linked".utf8))
+        try FileManager.default.linkItem(atPath: m.m("secret/target").string, toPath: m.m("secret/hard").string)
+        let a = try Sys.stat(m.m("secret/target")), b = try Sys.stat(m.m("secret/hard"))
+        #expect(a.inode == b.inode && a.linkCount == 2 && b.size == 6)
+        // Both names share one open handle: a write through one reads through the other.
+        let fd = try Sys.open(m.m("secret/hard"), .readWrite)
+        try Sys.pwriteAll(fd, Array("LINKED".utf8), at: 0)
+        let rd = try Sys.open(m.m("secret/target"), .readOnly)
+        #expect(try Sys.pread(rd, count: 10, at: 0) == Array("LINKED".utf8))
+        Sys.close(rd)
+        Sys.close(fd)
+    }
+
+    @Test("chmod, utimens and exact directory modes")
+    func modesAndTimes() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        try F.write(m.m("secret/f"), [1])
+        try Sys.chmod(m.m("secret/f"), 0o640)
+        #expect(try Sys.stat(m.m("secret/f")).mode & 0o7777 == 0o640)
+        #expect(try Sys.stat(m.b("secret/f")).mode & 0o7777 == 0o640)
+        let when = Date(timeIntervalSince1970: 1_000_000_000)
+        try FileManager.default.setAttributes([.modificationDate: when], ofItemAtPath: m.m("secret/f").string)
+        #expect(try Sys.stat(m.m("secret/f")).modificationTime.tv_sec == 1_000_000_000)
+        // A file written and then given a time keeps that time after close (the deferred size is written first).
+        let fd = try Sys.open(m.m("secret/g"), [.writeOnly, .create], mode: [.ownerReadWrite])
+        try Sys.pwriteAll(fd, TestFiles.bytes(5_000, seed: 1), at: 0)
+        try Sys.futimens(fd, access: timespec(tv_sec: 2_000_000, tv_nsec: 0), modification: timespec(tv_sec: 2_000_000, tv_nsec: 0))
+        Sys.close(fd)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try Sys.stat(m.b("secret/g")).modificationTime.tv_sec == 2_000_000)
+        #expect(try Sys.stat(m.m("secret/g")).size == 5_000)
+        // Exactly the mode asked for, less the caller's umask (not forced to u+rwx, even where a marker is written).
+        let umask = Sys.currentUmask()
+        try Sys.mkdir(m.m("secret/ro"), mode: 0o500)
+        try Sys.mkdir(m.m("plain-dir"), mode: 0o751)
+        #expect(try Sys.stat(m.m("secret/ro")).mode & 0o7777 == 0o500 & ~umask)
+        #expect(try Sys.stat(m.b("secret/ro")).mode & 0o7777 == 0o500 & ~umask)
+        #expect(try Sys.stat(m.m("plain-dir")).mode & 0o7777 == 0o751 & ~umask)
+    }
+
+    @Test("user.* attributes of encrypted files are stored encrypted; others pass through")
+    func extendedAttributes() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        try F.write(m.m("secret/x"), [1])
+        let value = Array("a secret note in an attribute".utf8)
+        let fd = try Sys.open(m.m("secret/x"), .readWrite)
+        try Sys.setXattr(fd, "user.comment", value)
+        #expect(try Sys.getXattr(fd, "user.comment") == value)
+        #expect(try Sys.listXattrs(fd).contains("user.comment"))
+        Sys.close(fd)
+        let backing = try Sys.open(m.b("secret/x"), .readOnly)
+        let names = try Sys.listXattrs(backing)
+        #expect(names.contains(NamedStreams.backingPrefix + "user.comment"))
+        #expect(!names.contains("user.comment"))
+        let stored = try Sys.getXattr(backing, NamedStreams.backingPrefix + "user.comment")
+        #expect(!F.contains(stored, Array(value[0..<12])))
+        Sys.close(backing)
+        let again = try Sys.open(m.m("secret/x"), .readWrite)
+        try Sys.removeXattr(again, "user.comment")
+        #expect(F.errno { _ = try Sys.getXattr(again, "user.comment") }?.rawValue == 61)  // ENODATA
+        Sys.close(again)
+        try F.write(m.m("p"), [2])
+        let pfd = try Sys.open(m.m("p"), .readWrite)
+        try Sys.setXattr(pfd, "user.plain", [7, 8])
+        Sys.close(pfd)
+        let pb = try Sys.open(m.b("p"), .readOnly)
+        #expect(try Sys.getXattr(pb, "user.plain") == [7, 8])
+        Sys.close(pb)
+    }
+
+    @Test("a file without a key of the user gives EACCES and a log line; others still open")
+    func noKey() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let bob = try TestUser("bob", in: m.dir)
+        let p = m.b("bobs.txt")
+        TestFiles.write(p, Array("for bob only".utf8))
+        try bob.session.encryptFile(at: p)
+        let before = TestFiles.read(p)
+        #expect(F.errno { _ = try Sys.open(m.m("bobs.txt"), .readOnly) } == .permissionDenied)
+        #expect(try Sys.stat(m.m("bobs.txt")).size >= 12)
+        #expect(TestFiles.read(p) == before, "the file is left intact")
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(m.log.contains("bobs.txt"))
+        #expect(m.log.contains("no key"))
+        try F.write(m.m("secret/mine"), [1, 2])
+        #expect(try F.read(m.m("secret/mine")) == [1, 2])
+    }
+
+    @Test("a damaged block gives EIO for that file only")
+    func damagedBlock() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let good = TestFiles.bytes(200_000, seed: 11)
+        try F.write(m.m("secret/bad.bin"), good)
+        try F.write(m.m("secret/good.bin"), good)
+        let backing = m.b("secret/bad.bin")
+        let fd = try Sys.open(backing, .readOnly)
+        let info = try EncryptedFileInfo.read(fd, path: backing)
+        Sys.close(fd)
+        TestFiles.flipBit(backing, at: Int(info.header.dataOffset) + 100)
+        #expect(F.errno { _ = try F.read(m.m("secret/bad.bin")) } == .ioError)
+        // The rest of the damaged file still reads (the kernel asks for the failed range again on its own).
+        let rd = try Sys.open(m.m("secret/bad.bin"), .readOnly)
+        #expect(try Sys.pread(rd, count: 4_096, at: 150_000) == Array(good[150_000..<154_096]))
+        Sys.close(rd)
+        #expect(try F.read(m.m("secret/good.bin")) == good)
+        #expect(m.log.contains("bad.bin"))
+    }
+
+    @Test("raw export of a file the mount has open is a sharing violation; after close it works")
+    func rawExportOfOpenFile() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        try F.write(m.m("secret/open.bin"), TestFiles.bytes(10_000, seed: 2))
+        let fd = try Sys.open(m.m("secret/open.bin"), .readOnly)
+        #expect(throws: EFSError(.sharingViolation, "")) { try RawContext.open(m.b("secret/open.bin"), flags: []) }
+        Sys.close(fd)
+        // Release reaches the daemon shortly after close returns.
+        var ctx: RawContext?
+        for _ in 0..<100 where ctx == nil {
+            ctx = try? RawContext.open(m.b("secret/open.bin"), flags: [])
+            if ctx == nil { Thread.sleep(forTimeInterval: 0.02) }
+        }
+        let c = try #require(ctx)
+        var stream: [UInt8] = []
+        try c.read { stream += $0 }
+        c.close()
+        #expect(stream.count > 10_000)
+    }
+
+    @Test("a raw-imported file appears in the mount and opens")
+    func rawImport() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let plain = TestFiles.bytes(100_000, seed: 21)
+        let src = m.b("secret/orig.bin")
+        TestFiles.write(src, plain)
+        try m.alice.session.encryptFile(at: src)
+        let ex = try RawContext.open(src, flags: [])
+        var stream: [UInt8] = []
+        try ex.read { stream += $0 }
+        ex.close()
+        let imp = try RawContext.open(m.b("secret/imported.bin"), flags: [.createForImport])
+        var pos = 0
+        try imp.write { max in
+            let n = min(max, stream.count - pos)
+            defer { pos += n }
+            return Array(stream[pos..<(pos + n)])
+        }
+        imp.close()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: m.m("secret").string).contains("imported.bin"))
+        #expect(try F.read(m.m("secret/imported.bin")) == plain)
+        #expect(try Sys.stat(m.m("secret/imported.bin")).size == 100_000)
+    }
+
+    @Test("the config directory, markers and temporary names are hidden and cannot be made")
+    func hiddenNames() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        #expect(try !FileManager.default.contentsOfDirectory(atPath: m.mountpoint.string).contains(Volume.configDirectoryName))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: m.m("secret").string).isEmpty)
+        #expect(F.errno { _ = try Sys.stat(m.m(".efs")) } == .noSuchFileOrDirectory)
+        #expect(F.errno { _ = try Sys.open(m.m("secret/\(DirectoryMarker.name)"), .readOnly) } == .noSuchFileOrDirectory)
+        #expect(F.errno { try F.write(m.m("secret/\(DirectoryMarker.name)"), [1]) } == .notPermitted)
+        #expect(F.errno { try Sys.mkdir(m.m(".efs")) } == .notPermitted)
+        #expect(F.errno { try F.write(m.m("x\(TemporaryName.marker)1"), [1]) } == .notPermitted)
+        try F.write(m.m("secret/f"), [1])
+        #expect(F.errno { try Sys.rename(m.m("secret/f"), m.m("secret/\(DirectoryMarker.name)")) } == .notPermitted)
+        #expect(try Sys.lstat(m.b("secret/\(DirectoryMarker.name)")).size > 0, "the marker is untouched")
+    }
+
+    @Test("SIGTERM unmounts cleanly")
+    func sigterm() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        try F.write(m.m("secret/s"), [1, 2, 3])
+        m.stopWithSignal()
+        #expect(!FUSE.isMounted(m.mountpoint))
+        #expect(m.exitStatus == 0)
+        let f = try m.alice.session.open(at: m.b("secret/s"))
+        #expect(try f.read(at: 0, count: 10) == [1, 2, 3])
+        try f.close()
+    }
+}
