@@ -222,6 +222,7 @@ extension EFSFileSystem {
     func create(_ req: Request, _ parentID: UInt64, _ name: String, _ mode: UInt32, _ fi: UnsafeMutablePointer<fuse_file_info>) throws {
         let parent = try nodes.node(parentID)
         try checkCreatable(parent, name)
+        try checkKeyUser(req, parent, encrypted: session.isEncryptedDirectory(parent.procPath))
         let flags = fi.pointee.flags
         let made: Created
         do { made = try createFile(parent, name, mode: mode & 0o7777, exclusive: true, flags: flags) } catch {
@@ -282,8 +283,21 @@ extension EFSFileSystem {
         return OpenFile(node: node, kind: .plain(fd), writable: writable, append: append)
     }
 
+    /// The keys in this mount are the mounting user's. As with Windows EFS, where a file opens only for users who
+    /// hold a key, another uid (root included) that reaches the mount through `allow_other` may not use them:
+    /// it gets EACCES on encrypted files and a log line. Plain files follow the ordinary permission checks.
+    func checkKeyUser(_ req: Request, _ node: Node, encrypted: Bool) throws {
+        guard encrypted else { return }
+        let uid = caller(req).uid
+        guard uid == daemonUID else {
+            log("efs: \(node.displayPath): uid \(uid) may not use the keys of this mount (uid \(daemonUID)); access denied")
+            throw Errno.permissionDenied
+        }
+    }
+
     func open(_ req: Request, _ ino: UInt64, _ fi: UnsafeMutablePointer<fuse_file_info>) throws {
         let node = try nodes.node(ino)
+        try checkKeyUser(req, node, encrypted: node.kind == .regular && (try isEncrypted(node)))
         let open = try openNode(node, flags: fi.pointee.flags)
         fi.pointee.fh = retain(open)
         if fuse_reply_open(req, fi) != 0 { releaseOpen(fi.pointee.fh) }

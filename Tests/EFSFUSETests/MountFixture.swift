@@ -47,7 +47,7 @@ final class MountedVolume: @unchecked Sendable {
     private let process = Process()
     private var unmounted = false
 
-    init() throws {
+    init(options: [String] = []) throws {
         alice = try TestUser("alice", in: dir)
         agent = try TestUser("agent", in: dir, recoveryAgent: true)
         volume = dir.appending("vol")
@@ -61,7 +61,7 @@ final class MountedVolume: @unchecked Sendable {
 
         FileManager.default.createFile(atPath: logPath.string, contents: nil)
         process.executableURL = URL(fileURLWithPath: CLIRunner.locate())
-        process.arguments = ["mount", "--foreground", volume.string, mountpoint.string]
+        process.arguments = ["mount", "--foreground"] + options + [volume.string, mountpoint.string]
         var env = ProcessInfo.processInfo.environment
         env["EFS_HOME"] = alice.store.root.string
         env.removeValue(forKey: "EFS_PASSPHRASE_FILE")

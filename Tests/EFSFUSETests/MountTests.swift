@@ -272,6 +272,23 @@ struct MountTests {
         #expect(try F.read(m.m("secret/mine")) == [1, 2])
     }
 
+    @Test("with allow_other, another uid may not use the mounting user's keys", .enabled(if: geteuid() == 0))
+    func otherUsers() throws {
+        let m = try MountedVolume(options: ["-o", "allow_other"])
+        defer { m.unmount() }
+        try F.write(m.m("secret/mine.txt"), Array("alice's secret".utf8))
+        try F.write(m.m("public.txt"), Array("everyone".utf8))
+        for p in [m.dir.path, m.mountpoint] { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: p.string) }
+        func catAsNobody(_ path: FilePath) -> Int32 {
+            FUSE.run("/usr/bin/setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "/bin/cat", path.string])
+        }
+        #expect(catAsNobody(m.m("public.txt")) == 0)
+        #expect(catAsNobody(m.m("secret/mine.txt")) != 0)
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(m.log.contains("may not use the keys of this mount"))
+        #expect(try F.read(m.m("secret/mine.txt")) == Array("alice's secret".utf8))
+    }
+
     @Test("a damaged block gives EIO for that file only")
     func damagedBlock() throws {
         let m = try MountedVolume()
