@@ -17,45 +17,55 @@ enum BlockStream {
 
     /// Encrypts `size` plaintext bytes of `src` (from offset 0) into the data region of `dst`.
     ///
-    /// Reads a chunk into a reused buffer, seals it on all cores straight into a reused output buffer, writes it,
-    /// and asks the kernel to start writing it back at once so the final fsync has little left to do.
+    /// A two-stage pipeline over two pairs of reused buffers: while a writer thread writes chunk k (and asks the
+    /// kernel to start writing it back, so the final fsync has little left to do), this thread reads chunk k + 1
+    /// and seals it on all cores. Memory stays at four chunk buffers whatever the file size.
     static func encrypt(from src: FileDescriptor, size: UInt64, to dst: FileDescriptor, dataOffset: Int64, cipher: ContentCipher, path: FilePath) throws(EFSError) {
         let bs = UInt64(ContentCipher.blockSize)
         let sbs = ContentCipher.storedBlockSize
         let totalBlocks = (size + bs - 1) / bs
-        var plain = [UInt8](repeating: 0, count: blocksPerChunk * ContentCipher.blockSize)
-        var out = [UInt8](repeating: 0, count: blocksPerChunk * sbs)
+        let slots = [PipelineSlot(plain: blocksPerChunk * ContentCipher.blockSize, stored: blocksPerChunk * sbs),
+                     PipelineSlot(plain: blocksPerChunk * ContentCipher.blockSize, stored: blocksPerChunk * sbs)]
+        let writer = DispatchQueue(label: "swift-efs.encrypt.writer")
+        let failure = Mutex<EFSError?>(nil)
         var block: UInt64 = 0
+        var k = 0
+        defer {
+            // Let every queued write finish before the buffers go away.
+            writer.sync {}
+        }
         while block < totalBlocks {
+            if let e = failure.withLock({ $0 }) { throw e }
+            let slot = slots[k % 2]
+            slot.free.wait()  // its previous write has finished
             let n = Int(min(UInt64(blocksPerChunk), totalBlocks - block))
             let plainStart = block * bs
             let plainLen = Int(min(size - plainStart, UInt64(n) * bs))
-            if plain.count != plainLen { plain = [UInt8](repeating: 0, count: plainLen) }
-            let got = try mapErrors(path, "cannot read") { try Sys.preadInto(src, &plain, at: Int64(plainStart)) }
-            guard got == plainLen else { throw EFSError(.ioError, "\(path): the file shrank while it was being encrypted") }
-            let storedLen = Int(ContentCipher.storedLength(forPlaintextSize: UInt64(plainLen)))
-            let first = block
-            plain.withUnsafeBytes { inRaw in
-                out.withUnsafeMutableBytes { outRaw in
-                    // Invariant: worker ranges [lo, hi) are disjoint, so each writes its own slice of `out`.
-                    let input = UnsafeRawBufferPointerBox(inRaw)
-                    let output = UnsafeMutableRawBufferPointerBox(outRaw)
-                    parallelRanges(n) { lo, hi in
-                        let pFrom = lo * ContentCipher.blockSize
-                        let pTo = min(plainLen, hi * ContentCipher.blockSize)
-                        let sFrom = lo * sbs
-                        let sTo = sFrom + (pTo - pFrom) + (hi - lo) * ContentCipher.overhead
-                        cipher.sealBlocks(
-                            first: first + UInt64(lo), plaintext: UnsafeRawBufferPointer(rebasing: input.raw[pFrom..<pTo]),
-                            into: UnsafeMutableRawBufferPointer(rebasing: output.raw[sFrom..<sTo]))
-                    }
-                }
+            let got: Int
+            do { got = try slot.read(src, count: plainLen, at: Int64(plainStart)) } catch {
+                slot.free.signal()
+                throw EFSError.system(error, "cannot read", path)
             }
+            guard got == plainLen else {
+                slot.free.signal()
+                throw EFSError(.ioError, "\(path): the file shrank while it was being encrypted")
+            }
+            let storedLen = Int(ContentCipher.storedLength(forPlaintextSize: UInt64(plainLen)))
+            slot.seal(cipher, firstBlock: block, blocks: n, plainLength: plainLen)
             let at = dataOffset + Int64(block * UInt64(sbs))
-            try mapErrors(path, "cannot write") { try Sys.pwriteAll(dst, out[0..<storedLen], at: at) }
-            Sys.startWriteback(dst, offset: at, length: Int64(storedLen))
+            writer.async {
+                defer { slot.free.signal() }
+                do throws(Errno) { try slot.write(dst, count: storedLen, at: at) } catch {
+                    failure.withLock { $0 = $0 ?? EFSError.system(error, "cannot write", path) }
+                    return
+                }
+                Sys.startWriteback(dst, offset: at, length: Int64(storedLen))
+            }
             block += UInt64(n)
+            k += 1
         }
+        writer.sync {}
+        if let e = failure.withLock({ $0 }) { throw e }
     }
 
     /// Decrypts the plaintext `0..<size` of an encrypted file into `dst` (from offset 0).
@@ -84,6 +94,48 @@ enum BlockStream {
             let hi = min(count, lo + per)
             if lo < hi { body(lo, hi) }
         }
+    }
+}
+
+/// One stage buffer pair of the encryption pipeline. `free` is signalled when its last write has finished; only
+/// the thread that holds the slot (after `free.wait()`) touches the buffers, so the unchecked Sendable is sound.
+final class PipelineSlot: @unchecked Sendable {
+    var plain: [UInt8]
+    var stored: [UInt8]
+    let free = DispatchSemaphore(value: 1)
+
+    init(plain: Int, stored: Int) {
+        self.plain = [UInt8](repeating: 0, count: plain)
+        self.stored = [UInt8](repeating: 0, count: stored)
+    }
+
+    func read(_ fd: FileDescriptor, count: Int, at offset: Int64) throws(Errno) -> Int {
+        if plain.count != count { plain = [UInt8](repeating: 0, count: count) }
+        return try Sys.preadInto(fd, &plain, at: offset)
+    }
+
+    func seal(_ cipher: ContentCipher, firstBlock: UInt64, blocks n: Int, plainLength: Int) {
+        let sbs = ContentCipher.storedBlockSize
+        plain.withUnsafeBytes { inRaw in
+            stored.withUnsafeMutableBytes { outRaw in
+                // Invariant: worker ranges [lo, hi) are disjoint, so each writes its own slice of `stored`.
+                let input = UnsafeRawBufferPointerBox(inRaw)
+                let output = UnsafeMutableRawBufferPointerBox(outRaw)
+                BlockStream.parallelRanges(n) { lo, hi in
+                    let pFrom = lo * ContentCipher.blockSize
+                    let pTo = min(plainLength, hi * ContentCipher.blockSize)
+                    let sFrom = lo * sbs
+                    let sTo = sFrom + (pTo - pFrom) + (hi - lo) * ContentCipher.overhead
+                    cipher.sealBlocks(
+                        first: firstBlock + UInt64(lo), plaintext: UnsafeRawBufferPointer(rebasing: input.raw[pFrom..<pTo]),
+                        into: UnsafeMutableRawBufferPointer(rebasing: output.raw[sFrom..<sTo]))
+                }
+            }
+        }
+    }
+
+    func write(_ fd: FileDescriptor, count: Int, at offset: Int64) throws(Errno) {
+        try Sys.pwriteAll(fd, stored[0..<count], at: offset)
     }
 }
 
