@@ -30,3 +30,4 @@ void cefs_explicit_bzero(void *p, size_t n) { explicit_bzero(p, n); }
 int cefs_ofd_setlk(int fd, struct flock *fl) { return fcntl(fd, F_OFD_SETLK, fl); }
 int cefs_ofd_getlk(int fd, struct flock *fl) { return fcntl(fd, F_OFD_GETLK, fl); }
 int cefs_sync_file_range_write(int fd, off_t offset, off_t nbytes) { return sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE); }
+int cefs_syncfs(int fd) { return syncfs(fd); }

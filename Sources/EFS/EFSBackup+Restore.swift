@@ -42,7 +42,10 @@ extension EFSBackup {
         return try withoutActuallyEscaping(issues) { (issues) throws(EFSError) -> Summary in
             try withoutActuallyEscaping(progress) { (progress) throws(EFSError) -> Summary in
                 let restorer = Restorer(input: ArchiveInput(input), root: root, rootPath: real, issues: issues, progress: progress)
-                return try restorer.run()
+                let summary = try restorer.run()
+                // One flush of the whole file system instead of two fsyncs per restored object.
+                do throws(Errno) { try Sys.syncFileSystem(root) } catch { throw EFSError.system(error, "cannot flush the restored files", destination) }
+                return summary
             }
         }
     }

@@ -179,17 +179,18 @@ struct Importer {
             if Sys.effectiveUserID == 0 { try? Sys.fchown(fd, uid: st.uid, gid: st.gid) }
         }
         try Sys.fchmod(fd, directoryTarget ? 0o644 : mode)
-        try Sys.fsync(fd)
+        let durable = context.durability == .eachObject
+        if durable { try Sys.fsync(fd) }
         if directoryTarget {
             if !FileIO.exists(path) { try Sys.mkdir(path, mode: 0o777 & ~Sys.currentUmask()) }
             try Sys.rename(temp, path.appending(DirectoryMarker.name))
-            FileIO.syncDirectory(path)
+            if durable { FileIO.syncDirectory(path) }
         } else if st == nil {
             try Sys.renameNoReplace(temp, path)
         } else {
             try Sys.rename(temp, path)
         }
-        FileIO.syncDirectory(path.removingLastComponent())
+        if durable { FileIO.syncDirectory(path.removingLastComponent()) }
         context.state.withLock {
             $0.temporary = nil
         }

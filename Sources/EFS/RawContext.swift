@@ -49,6 +49,10 @@ public enum NamedStreams {
 public final class RawContext: Sendable {
     public let path: FilePath
     public let flags: RawFlags
+    /// When an import is made durable: before its rename (the default, what `WriteEncryptedFileRaw` does), or by
+    /// the caller later with one `syncfs` for many objects (what `efs restore` does).
+    public enum Durability: Sendable { case eachObject, deferredToCaller }
+    public let durability: Durability
     public var isImport: Bool { flags.contains(.createForImport) }
     let isDirectory: Bool
 
@@ -63,9 +67,10 @@ public final class RawContext: Sendable {
     }
     let state: Mutex<State>
 
-    private init(path: FilePath, flags: RawFlags, isDirectory: Bool, state: State) {
+    private init(path: FilePath, flags: RawFlags, isDirectory: Bool, state: State, durability: Durability = .eachObject) {
         self.path = path
         self.flags = flags
+        self.durability = durability
         self.isDirectory = isDirectory
         self.state = Mutex(state)
     }
@@ -75,8 +80,11 @@ public final class RawContext: Sendable {
     // MARK: - Open
 
     /// `OpenEncryptedFileRaw`.
-    public static func open(_ path: FilePath, flags: RawFlags) throws(EFSError) -> RawContext {
-        flags.contains(.createForImport) ? try openForImport(path, flags) : try openForExport(path, flags)
+    ///
+    /// - Parameter durability: for imports, ``Durability/deferredToCaller`` skips the per-object fsyncs; the
+    ///   caller must then flush the file system (``EFSSystem/Sys/syncFileSystem(_:)``) before relying on the result.
+    public static func open(_ path: FilePath, flags: RawFlags, durability: Durability = .eachObject) throws(EFSError) -> RawContext {
+        flags.contains(.createForImport) ? try openForImport(path, flags, durability) : try openForExport(path, flags)
     }
 
     private static func openForExport(_ path: FilePath, _ flags: RawFlags) throws(EFSError) -> RawContext {
@@ -122,7 +130,7 @@ public final class RawContext: Sendable {
         return fd
     }
 
-    private static func openForImport(_ path: FilePath, _ flags: RawFlags) throws(EFSError) -> RawContext {
+    private static func openForImport(_ path: FilePath, _ flags: RawFlags, _ durability: Durability) throws(EFSError) -> RawContext {
         let parent = path.removingLastComponent().isEmpty ? FilePath(".") : path.removingLastComponent()
         let pst: FileStatus
         do { pst = try Sys.stat(parent) } catch { throw EFSError.system(error, "cannot import into", parent) }
@@ -148,7 +156,7 @@ public final class RawContext: Sendable {
             }
             st.existing = existing
         }
-        return RawContext(path: path, flags: flags, isDirectory: isDir, state: st)
+        return RawContext(path: path, flags: flags, isDirectory: isDir, state: st, durability: durability)
     }
 
     // MARK: - Close

@@ -245,7 +245,7 @@ final class Restorer {
         let dir = try directory(dirParts, create: true)
         if let m = try? Sys.lstatat(dir, DirectoryMarker.name), m.kind != .regular { try clear(dir, DirectoryMarker.name) }
         let path = dirParts.reduce(rootPath) { $0.appending($1) }
-        let ctx = try RawContext.open(path, flags: [.createForImport, .createForDirectory, .overwriteHidden])
+        let ctx = try RawContext.open(path, flags: [.createForImport, .createForDirectory, .overwriteHidden], durability: .deferredToCaller)
         defer { ctx.close() }
         try ctx.write { max in try self.content(max, entry.path) }
         if isRoot { try? Sys.lchownat(dir, DirectoryMarker.name, uid: entry.uid, gid: entry.gid) }
@@ -301,7 +301,7 @@ final class Restorer {
     func restoreEncryptedFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String, _ parts: [String]) throws(EFSError) {
         if let st = try? Sys.lstatat(parent, name), st.kind != .regular { try clear(parent, name) }
         let path = parts.reduce(rootPath) { $0.appending($1) }
-        let ctx = try RawContext.open(path, flags: [.createForImport, .overwriteHidden])
+        let ctx = try RawContext.open(path, flags: [.createForImport, .overwriteHidden], durability: .deferredToCaller)
         defer { ctx.close() }
         try ctx.write { max in try self.content(max, entry.path) }
         do throws(Errno) {

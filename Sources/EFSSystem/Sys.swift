@@ -175,6 +175,12 @@ public enum Sys {
         _ = cefs_sync_file_range_write(fd.rawValue, off_t(offset), off_t(length))
     }
 
+    /// Flushes the whole file system that holds `fd` (`syncfs`).
+    public static func syncFileSystem(_ fd: FileDescriptor) throws(Errno) {
+        FaultInjection.check(.fsync)
+        try nothingOrErrno { cefs_syncfs(fd.rawValue) }.get()
+    }
+
     public static func ftruncate(_ fd: FileDescriptor, _ length: Int64) throws(Errno) {
         FaultInjection.check(.truncate)
         try nothingOrErrno { Glibc.ftruncate(fd.rawValue, off_t(length)) }.get()

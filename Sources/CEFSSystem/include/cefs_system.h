@@ -23,5 +23,6 @@ void cefs_explicit_bzero(void *p, size_t n);
 int cefs_ofd_setlk(int fd, struct flock *fl);
 int cefs_ofd_getlk(int fd, struct flock *fl);
 int cefs_sync_file_range_write(int fd, off_t offset, off_t nbytes);
+int cefs_syncfs(int fd);
 
 #endif
