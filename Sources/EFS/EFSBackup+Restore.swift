@@ -42,8 +42,13 @@ extension EFSBackup {
         return try withoutActuallyEscaping(issues) { (issues) throws(EFSError) -> Summary in
             try withoutActuallyEscaping(progress) { (progress) throws(EFSError) -> Summary in
                 let restorer = Restorer(input: ArchiveInput(input), root: root, rootPath: real, issues: issues, progress: progress)
-                let summary = try restorer.run()
-                // One flush of the whole file system instead of two fsyncs per restored object.
+                // One flush of the whole file system instead of two fsyncs per restored object — also when the
+                // archive turns out bad halfway: what was restored stays, and must be durable.
+                let summary: Summary
+                do throws(EFSError) { summary = try restorer.run() } catch {
+                    try? Sys.syncFileSystem(root)
+                    throw error
+                }
                 do throws(Errno) { try Sys.syncFileSystem(root) } catch { throw EFSError.system(error, "cannot flush the restored files", destination) }
                 return summary
             }

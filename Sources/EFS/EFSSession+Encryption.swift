@@ -87,18 +87,21 @@ extension EFSSession {
         do { fd = try Sys.open(tmp, [.readWrite, .create, .exclusive], mode: FilePermissions(rawValue: CModeT(mode & 0o7777))) } catch {
             throw EFSError.system(error, "cannot create", path)
         }
+        var closed = false
         do {
             let header = try EncryptedFile.writeNewFileStructure(fd, fek: fek, metadata: metadata, path: path)
             try mapErrors(path, "cannot create") {
                 try Sys.fchmod(fd, mode & 0o7777)
                 try Sys.fsync(fd)
                 Sys.close(fd)
+                closed = true
                 if replace { try Sys.rename(tmp, path) } else { try Sys.renameNoReplace(tmp, path) }
             }
             FileIO.syncDirectory(path.removingLastComponent())
             return header
         } catch {
-            Sys.close(fd)
+            // Never close twice: another thread may already own the same descriptor number.
+            if !closed { Sys.close(fd) }
             try? Sys.unlink(tmp)
             throw error
         }
@@ -120,7 +123,7 @@ extension EFSSession {
         }
         if EncryptedFileInfo.hasMagic(src) { return }
         let size = UInt64(st.size)
-        try replaceAtomically(path, original: src, status: st, wipe: options.wipeOld) { (dst: FileDescriptor) throws(EFSError) in
+        try replaceAtomically(path, original: src, status: st, wipe: options.wipeOld, attributes: .seal(fek)) { (dst: FileDescriptor) throws(EFSError) in
             let header = try EncryptedFile.writeNewFileStructure(dst, fek: fek, metadata: meta, path: path)
             try BlockStream.encrypt(from: src, size: size, to: dst, dataOffset: Int64(header.dataOffset), cipher: ContentCipher(fek), path: path)
             let rec = SizeRecord(generation: 2, plaintextSize: size, isSparse: false)
@@ -165,7 +168,7 @@ extension EFSSession {
         let info = try EncryptedFileInfo.read(src, path: path)
         let fek = try fileKey(for: info.metadata, path: path)
         let file = try EncryptedFile(path: path, fd: src, closesDescriptor: false, writable: false, info: info, fek: fek, deferSizeUpdates: false)
-        try replaceAtomically(path, original: src, status: p.status, wipe: options.wipeOld) { (dst: FileDescriptor) throws(EFSError) in
+        try replaceAtomically(path, original: src, status: p.status, wipe: options.wipeOld, attributes: .open(fek)) { (dst: FileDescriptor) throws(EFSError) in
             try BlockStream.decrypt(file, to: dst, path: path)
             try mapErrors(path, "cannot write") { try Sys.ftruncate(dst, Int64(file.size)) }
         }
@@ -184,6 +187,7 @@ extension EFSSession {
     /// Builds the replacement in a temporary file beside `path`, copies ownership, mode, times and extended
     /// attributes, fsyncs it and renames it over `path`. A crash at any point leaves the old file or the new one.
     func replaceAtomically(_ path: FilePath, original: FileDescriptor, status st: FileStatus, wipe: Bool,
+                           attributes: XattrTransform = .copy,
                            _ fill: (FileDescriptor) throws(EFSError) -> Void) throws(EFSError) {
         let tmp = TemporaryName.beside(path)
         let dst: FileDescriptor
@@ -197,7 +201,7 @@ extension EFSSession {
         }
         try fill(dst)
         try mapErrors(path, "cannot finish") {
-            copyExtendedAttributes(from: original, to: dst)
+            copyExtendedAttributes(from: original, to: dst, attributes)
             if Sys.effectiveUserID == 0 || st.uid == Sys.effectiveUserID {
                 try? Sys.fchown(dst, uid: st.uid, gid: st.gid)
             }
@@ -212,10 +216,43 @@ extension EFSSession {
     }
 
     /// Copies the extended attributes that describe the file (not our own, and not ones we may not set).
-    func copyExtendedAttributes(from src: FileDescriptor, to dst: FileDescriptor) {
+    /// How extended attributes move when a file is replaced.
+    enum XattrTransform {
+        /// As they are (a rebuild of an encrypted file: sealed values stay sealed).
+        case copy
+        /// Encrypting: `user.*` values are sealed under the new FEK as `user.efs.x.NAME`; sealed values left from
+        /// an older key are dropped; other namespaces are copied.
+        case seal(FileEncryptionKey)
+        /// Decrypting: sealed values are opened back to `NAME`; other namespaces are copied.
+        case open(FileEncryptionKey)
+    }
+
+    /// Copies the extended attributes that describe the file (not `system.*`), sealing or opening them as asked.
+    func copyExtendedAttributes(from src: FileDescriptor, to dst: FileDescriptor, _ how: XattrTransform = .copy) {
         guard let names = try? Sys.listXattrs(src) else { return }
         for name in names where !name.hasPrefix("system.") {
-            if let v = try? Sys.getXattr(src, name) { try? Sys.setXattr(dst, name, v) }
+            guard let v = try? Sys.getXattr(src, name) else { continue }
+            let sealed = name.hasPrefix(NamedStreams.backingPrefix)
+            switch how {
+            case .copy:
+                try? Sys.setXattr(dst, name, v)
+            case .seal(let fek):
+                if sealed { continue }
+                if name.hasPrefix("user."), v.count <= NamedStreamCipher.maximumValueSize,
+                    (NamedStreams.backingPrefix + name).utf8.count <= 255
+                {
+                    try? Sys.setXattr(dst, NamedStreams.backingPrefix + name, NamedStreamCipher(fek).seal(name: name, value: v))
+                } else {
+                    try? Sys.setXattr(dst, name, v)
+                }
+            case .open(let fek):
+                if sealed {
+                    let plainName = String(name.dropFirst(NamedStreams.backingPrefix.count))
+                    if let p = try? NamedStreamCipher(fek).open(name: plainName, stored: v) { try? Sys.setXattr(dst, plainName, p) }
+                } else {
+                    try? Sys.setXattr(dst, name, v)
+                }
+            }
         }
     }
 
@@ -244,8 +281,8 @@ extension EFSSession {
             let st = try mapErrors(path, "cannot stat") { try Sys.fstat(fd) }
             if st.kind == .directory { throw EFSError(.invalidArgument, "\(path) is a directory") }
             guard EncryptedFileInfo.hasMagic(fd) else { throw EFSError(.notEncrypted, "\(path) is not encrypted") }
-            let shared = try mapErrors(path, "cannot lock") { try Sys.tryLockShared(fd) }
-            guard shared else { throw EFSError(.sharingViolation, "\(path) is locked for an exclusive EFS operation") }
+            let shared = try mapErrors(path, "cannot lock") { writable ? try Sys.tryLockExclusive(fd) : try Sys.tryLockShared(fd) }
+            guard shared else { throw EFSError(.sharingViolation, "\(path) is open elsewhere (a writer excludes every other EFS open; readers exclude writers)") }
             let info = try EncryptedFileInfo.read(fd, path: path)
             let fek = try fileKey(for: info.metadata, path: path)
             return try EncryptedFile(path: path, fd: fd, closesDescriptor: true, writable: writable, info: info, fek: fek, deferSizeUpdates: deferSizeUpdates)

@@ -56,8 +56,8 @@ extension EFSSession {
             let st = try mapErrors(displayPath, "cannot stat") { try Sys.fstat(fd) }
             if st.kind == .directory { throw EFSError(.invalidArgument, "\(displayPath) is a directory") }
             guard EncryptedFileInfo.hasMagic(fd) else { throw EFSError(.notEncrypted, "\(displayPath) is not encrypted") }
-            let shared = try mapErrors(displayPath, "cannot lock") { try Sys.tryLockShared(fd) }
-            guard shared else { throw EFSError(.sharingViolation, "\(displayPath) is locked for an exclusive EFS operation") }
+            let shared = try mapErrors(displayPath, "cannot lock") { writable ? try Sys.tryLockExclusive(fd) : try Sys.tryLockShared(fd) }
+            guard shared else { throw EFSError(.sharingViolation, "\(displayPath) is open elsewhere (a writer excludes every other EFS open; readers exclude writers)") }
             let info = try EncryptedFileInfo.read(fd, path: displayPath)
             let fek = try fileKey(for: info.metadata, path: displayPath)
             return try EncryptedFile(path: displayPath, fd: fd, closesDescriptor: true, writable: writable, info: info,

@@ -210,7 +210,11 @@ public final class EncryptedFile: Sendable {
             cipher.seal(block: b, plain, into: &out)
         }
         let at = blocks.lowerBound * UInt64(ContentCipher.storedBlockSize)
-        try mapErrors(path, "cannot write") { try Sys.pwriteAll(fd, out, at: dataOffset + Int64(at)) }
+        do throws(Errno) { try Sys.pwriteAll(fd, out, at: dataOffset + Int64(at)) } catch {
+            // An extending write cut short (ENOSPC, EDQUOT) must not leave a partial block past the end.
+            if at + UInt64(out.count) > s.storedLength { try? Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }
+            throw EFSError.system(error, "cannot write", path)
+        }
         s.storedLength = max(s.storedLength, at + UInt64(out.count))
     }
 
@@ -229,6 +233,9 @@ public final class EncryptedFile: Sendable {
                 // The block holding the new end is kept whole (bytes past the size are ignored and count as zero
                 // when the file grows again), so no block is ever rewritten in a way a crash could tear.
                 try self.updateSize(&s, newSize, sparse: s.sizeRecord.isSparse, force: true)
+                // Barrier: the smaller size must be on disk before any data goes, or a power loss could keep the
+                // truncation and lose the record, leaving a size larger than the data.
+                try mapErrors(self.path, "cannot sync") { try Sys.fdatasync(self.fd) }
                 try self.trimToBlockBoundary(&s)
             } else {
                 // Grow: complete the old last block, then extend with zeros (holes), then publish the size.
@@ -281,6 +288,9 @@ public final class EncryptedFile: Sendable {
     /// Drops stale data past the end implied by the size record (left by a crash), once per handle.
     private func cleanTail(_ s: inout State) throws(EFSError) {
         guard !s.tailClean else { return }
+        if s.info.physicalDataLength > s.storedLength {
+            try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }
+        }
         try trimToBlockBoundary(&s)
         s.tailClean = true
     }
@@ -289,7 +299,12 @@ public final class EncryptedFile: Sendable {
     public func sync() throws(EFSError) {
         try state.withLock { (s: inout State) throws(EFSError) in
             try self.checkOpen(s)
-            if s.sizeDirty { try self.writeSizeRecord(&s) }
+            if s.sizeDirty {
+                // Barrier: the data first, then the record that makes it visible, so a power loss never leaves a
+                // record that promises data the disk does not have.
+                try mapErrors(self.path, "cannot sync") { try Sys.fdatasync(self.fd) }
+                try self.writeSizeRecord(&s)
+            }
             try mapErrors(self.path, "cannot sync") { try Sys.fdatasync(self.fd) }
         }
     }

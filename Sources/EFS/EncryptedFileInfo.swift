@@ -20,7 +20,17 @@ public struct EncryptedFileInfo: Sendable {
     public var sizeRecordBytes: [UInt8]
 
     /// Length of the data region.
-    public var storedDataLength: UInt64 { UInt64(max(0, backingLength - Int64(header.dataOffset))) }
+    /// Length of the data region that holds whole stored blocks. A tail of 1…28 bytes past the last block (what an
+    /// extending write interrupted by a full disk or a crash can leave) holds no block and is not counted; writers
+    /// trim it (``physicalDataLength`` is the real length).
+    public var storedDataLength: UInt64 {
+        let physical = physicalDataLength
+        let rem = physical % UInt64(ContentCipher.storedBlockSize)
+        return rem > 0 && rem <= UInt64(ContentCipher.overhead) ? physical - rem : physical
+    }
+
+    /// Length of the data region as on disk.
+    public var physicalDataLength: UInt64 { UInt64(max(0, backingLength - Int64(header.dataOffset))) }
 
     /// Reads and checks the structure of an encrypted file.
     public static func read(_ fd: FileDescriptor, path: FilePath?) throws(EFSError) -> EncryptedFileInfo {
@@ -52,9 +62,9 @@ public struct EncryptedFileInfo: Sendable {
             let metadata = try FileMetadata(decoding: best.body)
             guard metadata.fileID == header.fileID else { throw FormatError.malformed("metadata belongs to another file (file id mismatch)") }
             let stored = UInt64(st.size - Int64(header.dataOffset))
-            guard ContentCipher.plaintextSize(forStoredLength: stored) != nil else {
-                throw FormatError.truncated("data block (the data region ends inside a block header)")
-            }
+            // A 1…28-byte tail past the last whole block is a torn extension and is ignored (see storedDataLength);
+            // whether the blocks before it are enough is decided against the authenticated size record.
+            _ = stored
             return EncryptedFileInfo(
                 header: header, metadata: metadata, metadataBody: best.body, metadataGeneration: best.gen,
                 activeSlot: best.slot, backingLength: st.size, sizeRecordBytes: Array(head[64..<192]))

@@ -67,10 +67,11 @@ extension RawContext {
     }
 
     static func namedStream(_ name: String, _ value: [UInt8]) -> [UInt8] {
+        // One segment holding the sealed value as stored; BytesWithinStreamSize is its plaintext length (the
+        // value is one AES-GCM message: nonce ‖ ciphertext ‖ tag), whatever its size.
         var bytes = RawStreamEncoder.streamHeader(RawStreamHeader(kind: .named(name)))
-        if let plain = ContentCipher.plaintextSize(forStoredLength: UInt64(value.count)) {
-            bytes += RawStreamEncoder.dataSegment(offset: 0, plaintextLength: UInt32(plain), payload: value, sparse: false)
-        }
+        let plain = max(0, value.count - ContentCipher.overhead)
+        bytes += RawStreamEncoder.dataSegment(offset: 0, plaintextLength: UInt32(plain), payload: value, sparse: false)
         return bytes
     }
 

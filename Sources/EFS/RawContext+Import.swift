@@ -100,7 +100,9 @@ struct Importer {
             case .data: try writeData(seg, payload)
             case .named:
                 guard !context.flags.contains(.dropAlternateStreams) else { return }
-                guard seg.startingFileOffset == 0, namedValue.isEmpty, payload.count <= RawStream.maximumNamedStreamSize else {
+                guard seg.startingFileOffset == 0, namedValue.isEmpty,
+                    payload.count <= NamedStreamCipher.maximumValueSize + ContentCipher.overhead
+                else {
                     throw EFSError(.notExportFormat, "\(path): a named stream must be one segment at offset 0")
                 }
                 namedValue = payload

@@ -53,6 +53,7 @@ extension EFSFileSystem {
             if let open, case .plain(let fd) = open.kind {
                 try Sys.ftruncate(fd, size)
             } else if try isEncrypted(node) {
+                try checkKeyUser(req, node, encrypted: true)
                 try withEncrypted(node, open, writable: true) { try $0.truncate(to: UInt64(size)) }
             } else {
                 let fd = try Sys.open(node.procPath, .writeOnly)
@@ -230,6 +231,7 @@ extension EFSFileSystem {
             guard FUSEErrno.code(for: error) == Errno.fileExists.rawValue, flags & CFlags.exclusive == 0 else { throw error }
             let (node, _) = try lookup(parent, name)
             do {
+                try checkKeyUser(req, node, encrypted: node.kind == .regular && (try isEncrypted(node)))
                 let open = try openNode(node, flags: flags)
                 fi.pointee.fh = retain(open)
                 var e = entry(node, try Sys.fstat(node.handle))
@@ -462,6 +464,7 @@ extension EFSFileSystem {
         let node = try nodes.node(ino)
         let value: [UInt8]
         if try isEncryptedAttribute(node, name) {
+            try checkKeyUser(req, node, encrypted: true)
             guard let v = try withEncrypted(node, nil, writable: false, { try $0.extendedAttribute(name) }) else {
                 throw Errno.noData
             }
@@ -480,6 +483,7 @@ extension EFSFileSystem {
         } else {
             names = try withAttributeDescriptor(node) { try Sys.listXattrs($0) }
             if try isEncrypted(node) {
+                try checkKeyUser(req, node, encrypted: true)
                 names = names.filter { !$0.hasPrefix("user.") }
                 names += try withEncrypted(node, nil, writable: false) { try $0.listExtendedAttributes() }
             }
@@ -495,6 +499,7 @@ extension EFSFileSystem {
     func setxattr(_ req: Request, _ ino: UInt64, _ name: String, _ value: [UInt8], _ flags: Int32) throws {
         let node = try nodes.node(ino)
         if try isEncryptedAttribute(node, name) {
+            try checkKeyUser(req, node, encrypted: true)
             try withEncrypted(node, nil, writable: true) { file in
                 let exists = try file.extendedAttribute(name) != nil
                 if flags & CFlags.xattrCreate != 0 && exists { throw Errno.fileExists }
@@ -510,6 +515,7 @@ extension EFSFileSystem {
     func removexattr(_ req: Request, _ ino: UInt64, _ name: String) throws {
         let node = try nodes.node(ino)
         if try isEncryptedAttribute(node, name) {
+            try checkKeyUser(req, node, encrypted: true)
             let removed = try withEncrypted(node, nil, writable: true) { try $0.removeExtendedAttribute(name) }
             if !removed { throw Errno.noData }
         } else {

@@ -39,9 +39,14 @@ final class SharedEncryptedFiles: Sendable {
         try entries.withLock { (map: inout [BackingID: Entry]) throws(EFSError) -> Entry in
             if let e = map[id] {
                 if writable && !e.file.writable {
-                    let w = try open(true)
-                    e.retired.append(e.file)
-                    e.file = w
+                    // OFD locks conflict even within a process: give up the read-only handle (and its shared
+                    // lock) before taking the exclusive one; every I/O goes through `e.file`, so nothing still
+                    // uses the old handle.
+                    try? e.file.close()
+                    do throws(EFSError) { e.file = try open(true) } catch {
+                        e.file = try open(false)
+                        throw error
+                    }
                 }
                 e.references += 1
                 return e

@@ -96,8 +96,11 @@ struct MountTests {
         }
         try Sys.fsync(t)
         #expect(TestFiles.same(try F.read(target), TestFiles.read(model)))
-        // The backing file decrypts to the same bytes with the library.
-        let f = try m.alice.session.open(at: m.b("secret/fsx.bin"))
+        // The backing file decrypts to the same bytes with the library, once the mount has released it (a writer
+        // holds the exclusive EFS lock; FUSE sends the release shortly after close(2)).
+        Sys.close(t)
+        Sys.close(p)
+        let f = try openWhenReleased(m.alice.session, m.b("secret/fsx.bin"))
         defer { try? f.close() }
         #expect(TestFiles.same(try f.read(at: 0, count: maxSize + 1), TestFiles.read(model)))
     }
@@ -284,6 +287,10 @@ struct MountTests {
         }
         #expect(catAsNobody(m.m("public.txt")) == 0)
         #expect(catAsNobody(m.m("secret/mine.txt")) != 0)
+        // Nor through extended attributes or truncate (they would use the key too).
+        try? Sys.setXattr(try Sys.open(m.m("secret/mine.txt"), .readOnly), "user.note", Array("hidden".utf8))
+        let py = "import os,sys\ntry:\n  os.getxattr(sys.argv[1],'user.note'); sys.exit(0)\nexcept PermissionError: sys.exit(13)\nexcept OSError: sys.exit(1)"
+        #expect(FUSE.run("/usr/bin/setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "/usr/bin/env", "python3", "-c", py, m.m("secret/mine.txt").string]) == 13)
         Thread.sleep(forTimeInterval: 0.1)
         #expect(m.log.contains("may not use the keys of this mount"))
         #expect(try F.read(m.m("secret/mine.txt")) == Array("alice's secret".utf8))
@@ -384,4 +391,20 @@ struct MountTests {
         #expect(try f.read(at: 0, count: 10) == [1, 2, 3])
         try f.close()
     }
+}
+
+/// Opens `path` with the library, retrying while the mount still holds it (its release follows close(2) shortly).
+func openWhenReleased(_ session: EFSSession, _ path: FilePath) throws -> EncryptedFile {
+    var lastError: EFSError?
+    for _ in 0..<300 {
+        let result = Result { () throws(EFSError) -> EncryptedFile in try session.open(at: path) }
+        switch result {
+        case .success(let f): return f
+        case .failure(let e):
+            guard e.code == .sharingViolation else { throw e }
+            lastError = e
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+    }
+    throw lastError!
 }

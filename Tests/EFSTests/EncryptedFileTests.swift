@@ -3,6 +3,7 @@
 
 import EFS
 import EFSCore
+import EFSSystem
 import EFSTestSupport
 import Foundation
 import SystemPackage
@@ -259,9 +260,16 @@ struct RandomAccessTests {
         try f.alice.session.encryptFile(at: p)
         let w = try f.alice.session.open(at: p, writable: true, deferSizeUpdates: true)
         try w.write([UInt8](repeating: 7, count: 10_000), at: 0)
-        #expect(try f.alice.session.open(at: p).size == 0)  // not yet published: old content
+        // A writer excludes other EFS opens; the size on disk is read without the lock.
+        #expect(throws: EFSError(.sharingViolation, "")) { try f.alice.session.open(at: p) }
+        func sizeOnDisk() throws -> UInt64 {
+            let fd = try Sys.open(p, .readOnly)
+            defer { Sys.close(fd) }
+            return try f.alice.session.plaintextSize(of: fd, path: p)
+        }
+        #expect(try sizeOnDisk() == 0)  // not yet published: old content
         try w.sync()
-        #expect(try f.alice.session.open(at: p).size == 10_000)
+        #expect(try sizeOnDisk() == 10_000)
         try w.write([1], at: 10_000)
         try w.close()
         #expect(try f.alice.session.open(at: p).read(at: 9_999, count: 5) == [7, 1])

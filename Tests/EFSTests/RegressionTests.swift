@@ -3,6 +3,7 @@
 
 import EFS
 import EFSCore
+import EFSSystem
 import EFSTestSupport
 import Foundation
 import SystemPackage
@@ -80,5 +81,72 @@ struct RegressionTests {
     func agentNotCurrent() throws {
         let f = try Fixture()
         #expect(throws: EFSError(.invalidArgument, "")) { try f.agent.store.setCurrent(f.agent.certificate.thumbprint) }
+    }
+}
+
+@Suite("Regressions from the code review")
+struct ReviewRegressionTests {
+    @Test("two writers cannot hold one file at once (lost size records)")
+    func oneWriter() throws {
+        let f = try Fixture()
+        let p = f.file("w.bin", [1, 2, 3])
+        try f.alice.session.encryptFile(at: p)
+        let a = try f.alice.session.open(at: p, writable: true)
+        #expect(throws: EFSError(.sharingViolation, "")) { try f.alice.session.open(at: p, writable: true) }
+        #expect(throws: EFSError(.sharingViolation, "")) { try RawContext.open(p, flags: []) }
+        try a.close()
+        let r = try f.alice.session.open(at: p)
+        #expect(throws: EFSError(.sharingViolation, "")) { try f.alice.session.open(at: p, writable: true) }
+        try r.close()
+    }
+
+    @Test("a 1…28-byte torn tail after the last block does not make the file unopenable")
+    func tornTail() throws {
+        let f = try Fixture()
+        let plain = TestFiles.bytes(8_192, seed: 11)  // whole blocks: the tail is a torn start of block 2
+        let p = f.file("t.bin", plain)
+        try f.alice.session.encryptFile(at: p)
+        TestFiles.write(p, TestFiles.read(p) + [UInt8](repeating: 0x55, count: 9))
+        let w = try f.alice.session.open(at: p, writable: true)
+        #expect(try w.read(at: 0, count: 20_000) == plain)
+        try w.write([7], at: 8_192)
+        try w.close()
+        #expect(try f.alice.session.open(at: p).read(at: 0, count: 20_000) == plain + [7])
+    }
+
+    @Test("encrypt seals user xattrs and decrypt opens them again")
+    func xattrsThroughEncryptDecrypt() throws {
+        let f = try Fixture()
+        let p = f.file("x.txt", [1])
+        let fd = try Sys.open(p, .readWrite)
+        do { try Sys.setXattr(fd, "user.note", Array("plain note".utf8)) } catch { Sys.close(fd); return }
+        Sys.close(fd)
+        try f.alice.session.encryptFile(at: p)
+        let enc = try Sys.open(p, .readOnly)
+        #expect(try !Sys.listXattrs(enc).contains("user.note"))
+        #expect(try !contains(Sys.getXattr(enc, "user.efs.x.user.note"), Array("plain".utf8)))
+        Sys.close(enc)
+        let h = try f.alice.session.open(at: p)
+        #expect(try h.extendedAttribute("user.note") == Array("plain note".utf8))
+        try h.close()
+        try f.alice.session.decryptFile(at: p)
+        let dec = try Sys.open(p, .readOnly)
+        #expect(try Sys.getXattr(dec, "user.note") == Array("plain note".utf8))
+        #expect(try !Sys.listXattrs(dec).contains { $0.hasPrefix("user.efs.x.") })
+        Sys.close(dec)
+    }
+
+    @Test("encrypted xattrs of every size survive export and import", arguments: [1, 4_096, 4_100, 4_124, 8_221, 60_000])
+    func namedStreamSizes(size: Int) throws {
+        let f = try Fixture()
+        let p = f.file("n.bin", [1])
+        try f.alice.session.encryptFile(at: p)
+        let w = try f.alice.session.open(at: p, writable: true)
+        let value = TestFiles.bytes(size, seed: UInt64(size))
+        do { try w.setExtendedAttribute("user.big", value) } catch { try w.close(); return }
+        try w.close()
+        let dst = f.volume.appending("n2.bin")
+        try importRaw(try exportRaw(p), to: dst)
+        #expect(try f.alice.session.open(at: dst).extendedAttribute("user.big") == value)
     }
 }
