@@ -375,7 +375,7 @@ int main(int argc, char **argv) {
         CHECK(fclose(stream.file) == 0, "close the backup file");
         stream.file = NULL;
         printf("     exported %zu bytes in %u callbacks\n", stream.len, stream.calls);
-        CHECK(stream.calls >= 3, "the export came in several blocks");
+        CHECK(stream.calls >= 2, "the export came in several blocks (header, then batched segments)");
         static const BYTE robs[12] = {0, 1, 0, 0, 'R', 0, 'O', 0, 'B', 0, 'S', 0};
         CHECK(stream.len > 150000 && memcmp(stream.data, robs, sizeof robs) == 0, "the stream starts with the ROBS header");
         CHECK(!contains(stream.data, stream.len, "quick brown fox"), "the stream holds no plaintext");
