@@ -290,6 +290,12 @@ public struct ArchiveReader: Sendable {
         return .entry(entry)
     }
 
+    /// The pax keywords ``apply(_:to:at:)`` reads (besides the xattr and GNU sparse prefixes); others are ignored.
+    static let keywordsRead: Set<String> = [
+        PaxKey.path, PaxKey.linkpath, PaxKey.uname, PaxKey.gname, PaxKey.size, PaxKey.uid, PaxKey.gid, PaxKey.mtime,
+        PaxKey.atime, PaxKey.ctime, PaxKey.hdrcharset, PaxKey.efsRaw, PaxKey.efsDirectory,
+    ]
+
     func apply(_ records: [String: [UInt8]], to e: inout ArchiveEntry, at: UInt64) throws(ArchiveError) {
         func string(_ key: String, _ v: [UInt8], maximum: Int) throws(ArchiveError) -> String {
             guard v.count <= maximum else {
@@ -303,7 +309,13 @@ public struct ArchiveReader: Sendable {
         var xattrs: [ExtendedAttribute] = []
         var raw = false
         var rawDirectory = false
-        for (key, v) in records {
+        // In keyword order, so that with two bad records the same error is reported every time: a Dictionary's order
+        // differs from one instance to the next (found by FuzzArchive; see FuzzRegressionTests). Keywords this reader
+        // ignores are dropped before sorting, so many unknown records cost no more than before.
+        let ordered = records.filter {
+            Self.keywordsRead.contains($0.key) || $0.key.hasPrefix(PaxKey.xattrPrefix) || $0.key.hasPrefix(PaxKey.gnuSparsePrefix)
+        }.sorted { $0.key < $1.key }
+        for (key, v) in ordered {
             switch key {
             case PaxKey.path: e.path = try string(key, v, maximum: ArchiveLimits.maximumPathLength)
             case PaxKey.linkpath: e.linkTarget = try string(key, v, maximum: ArchiveLimits.maximumPathLength)
