@@ -62,14 +62,26 @@ public enum TemporaryName {
     public static let marker = ".efs-tmp-"
 
     static func beside(_ path: FilePath) -> FilePath {
-        let name = path.lastComponent?.string ?? "file"
+        let dir = path.removingLastComponent()
+        return (dir.isEmpty ? FilePath(".") : dir).appending(name(for: path.lastComponent?.string ?? "file"))
+    }
+
+    /// A fresh temporary name for `name` in the same directory: `.NAME.efs-tmp-RANDOM`, kept under NAME_MAX
+    /// (255 bytes) whatever the script by cutting NAME at a character boundary after 200 bytes.
+    static func name(for name: String) -> String {
         var g = SystemRandomNumberGenerator()
         let suffix = String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
-        let dir = path.removingLastComponent()
-        // Keep the name under NAME_MAX (255 bytes) whatever its script: cut at a character boundary by bytes.
-        var short = ""
-        for ch in name where short.utf8.count + String(ch).utf8.count <= 200 { short.append(ch) }
-        return (dir.isEmpty ? FilePath(".") : dir).appending(".\(short)\(marker)\(suffix)")
+        var short = name
+        if name.utf8.count > 200 {
+            short = ""
+            var bytes = 0
+            for ch in name {
+                bytes += ch.utf8.count
+                if bytes > 200 { break }
+                short.append(ch)
+            }
+        }
+        return ".\(short)\(marker)\(suffix)"
     }
 
     /// Whether a directory entry name is a temporary file of ours.

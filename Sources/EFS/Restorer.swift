@@ -271,7 +271,7 @@ final class Restorer {
     /// nothing behind, and an existing file or link is replaced, not written through.
     func restorePlainFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String) throws(EFSError) {
         if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
-        let temporary = Self.temporaryName(for: name)
+        let temporary = TemporaryName.name(for: name)
         let fd: FileDescriptor
         do { fd = try Sys.openat(parent, temporary, [.writeOnly, .create, .exclusive, .noFollow], mode: [.ownerReadWrite]) } catch {
             throw EFSError.system(error, "cannot create")
@@ -328,24 +328,6 @@ final class Restorer {
         do { try Sys.linkat(targetParent, targetName, parent, name) } catch {
             throw EFSError.system(error, "cannot create the hard link")
         }
-    }
-
-    /// A temporary name beside `name`, in the form of ``TemporaryName`` (`.NAME.efs-tmp-RANDOM`, under 255 bytes).
-    static func temporaryName(for name: String) -> String {
-        var g = SystemRandomNumberGenerator()
-        let suffix = String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
-        var short = name
-        if name.utf8.count > 200 {
-            // Cut at a character boundary, by bytes.
-            short = ""
-            var bytes = 0
-            for ch in name {
-                bytes += ch.utf8.count
-                if bytes > 200 { break }
-                short.append(ch)
-            }
-        }
-        return ".\(short)\(TemporaryName.marker)\(suffix)"
     }
 
     // MARK: - Attributes
