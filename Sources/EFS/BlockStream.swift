@@ -27,7 +27,7 @@ enum BlockStream {
         let slots = [PipelineSlot(plain: blocksPerChunk * ContentCipher.blockSize, stored: blocksPerChunk * sbs),
                      PipelineSlot(plain: blocksPerChunk * ContentCipher.blockSize, stored: blocksPerChunk * sbs)]
         let writer = DispatchQueue(label: "swift-efs.encrypt.writer")
-        let failure = Mutex<EFSError?>(nil)
+        let failure = FirstFailure()
         var block: UInt64 = 0
         var k = 0
         defer {
@@ -35,7 +35,7 @@ enum BlockStream {
             writer.sync {}
         }
         while block < totalBlocks {
-            if let e = failure.withLock({ $0 }) { throw e }
+            if let e = failure.error { throw e }
             let slot = slots[k % 2]
             slot.free.wait()  // its previous write has finished
             let n = Int(min(UInt64(blocksPerChunk), totalBlocks - block))
@@ -53,31 +53,62 @@ enum BlockStream {
             let storedLen = Int(ContentCipher.storedLength(forPlaintextSize: UInt64(plainLen)))
             slot.seal(cipher, firstBlock: block, blocks: n, plainLength: plainLen)
             let at = dataOffset + Int64(block * UInt64(sbs))
-            writer.async {
-                defer { slot.free.signal() }
-                do throws(Errno) { try slot.write(dst, count: storedLen, at: at) } catch {
-                    failure.withLock { $0 = $0 ?? EFSError.system(error, "cannot write", path) }
-                    return
-                }
-                Sys.startWriteback(dst, offset: at, length: Int64(storedLen))
-            }
+            writeBehind(on: writer, \.stored, count: storedLen, to: dst, at: at, releasing: slot, failure: failure, path: path)
             block += UInt64(n)
             k += 1
         }
         writer.sync {}
-        if let e = failure.withLock({ $0 }) { throw e }
+        if let e = failure.error { throw e }
     }
 
     /// Decrypts the plaintext `0..<size` of an encrypted file into `dst` (from offset 0).
+    ///
+    /// The mirror of ``encrypt(from:size:to:dataOffset:cipher:path:)``: while the writer thread writes chunk k, this
+    /// thread reads chunk k + 1 and opens it on all cores, into the same two reused buffer pairs. Nothing is
+    /// allocated per chunk, so the kernel is not asked for (and does not zero) fresh memory 8 MiB at a time.
     static func decrypt(_ file: EncryptedFile, to dst: FileDescriptor, path: FilePath) throws(EFSError) {
         let size = file.size
-        var offset: UInt64 = 0
         let chunk = UInt64(blocksPerChunk * ContentCipher.blockSize)
+        let slots = [PipelineSlot(plain: Int(chunk), stored: blocksPerChunk * ContentCipher.storedBlockSize),
+                     PipelineSlot(plain: Int(chunk), stored: blocksPerChunk * ContentCipher.storedBlockSize)]
+        let writer = DispatchQueue(label: "swift-efs.decrypt.writer")
+        let failure = FirstFailure()
+        defer { writer.sync {} }
+        var offset: UInt64 = 0
+        var k = 0
         while offset < size {
-            let plain = try file.readParallel(at: offset, count: Int(min(chunk, size - offset)))
-            try mapErrors(path, "cannot write") { try Sys.pwriteAll(dst, plain, at: Int64(offset)) }
-            Sys.startWriteback(dst, offset: Int64(offset), length: Int64(plain.count))
-            offset += UInt64(plain.count)
+            if let e = failure.error { throw e }
+            let slot = slots[k % 2]
+            slot.free.wait()
+            let n: Int
+            do throws(EFSError) {
+                n = try file.openParallel(at: offset, count: Int(min(chunk, size - offset)), stored: &slot.stored, into: &slot.plain)
+            } catch {
+                slot.free.signal()
+                throw error
+            }
+            let at = Int64(offset)
+            writeBehind(on: writer, \.plain, count: n, to: dst, at: at, releasing: slot, failure: failure, path: path)
+            offset += UInt64(n)
+            k += 1
+        }
+        writer.sync {}
+        if let e = failure.error { throw e }
+    }
+
+    /// Queues the write of `slot[keyPath: buffer][0..<count]` at `offset` on `writer`, then asks the kernel to start
+    /// writing it back (so the final fsync has little left to do) and frees `slot`. The first failure is kept in
+    /// `failure`. The buffer is reached through the slot, not captured, so no reference to it outlives the write
+    /// (one would make the next fill of the slot copy 4 MiB).
+    private static func writeBehind(on writer: DispatchQueue, _ buffer: KeyPath<PipelineSlot, [UInt8]> & Sendable, count: Int, to dst: FileDescriptor, at offset: Int64,
+                                    releasing slot: PipelineSlot, failure: FirstFailure, path: FilePath) {
+        writer.async {
+            defer { slot.free.signal() }
+            do throws(Errno) { try Sys.pwriteAll(dst, slot[keyPath: buffer][0..<count], at: offset) } catch {
+                failure.record(EFSError.system(error, "cannot write", path))
+                return
+            }
+            Sys.startWriteback(dst, offset: offset, length: Int64(count))
         }
     }
 
@@ -95,6 +126,13 @@ enum BlockStream {
             if lo < hi { body(lo, hi) }
         }
     }
+}
+
+/// The first error of a pipeline's writer thread.
+final class FirstFailure: Sendable {
+    private let first = Mutex<EFSError?>(nil)
+    var error: EFSError? { first.withLock { $0 } }
+    func record(_ e: EFSError) { first.withLock { $0 = $0 ?? e } }
 }
 
 /// One stage buffer pair of the encryption pipeline. `free` is signalled when its last write has finished; only
@@ -134,9 +172,6 @@ final class PipelineSlot: @unchecked Sendable {
         }
     }
 
-    func write(_ fd: FileDescriptor, count: Int, at offset: Int64) throws(Errno) {
-        try Sys.pwriteAll(fd, stored[0..<count], at: offset)
-    }
 }
 
 /// Lets several threads read one input buffer.
@@ -159,32 +194,47 @@ struct UnsafeMutableRawBufferPointerBox: @unchecked Sendable {
 }
 
 extension EncryptedFile {
-    /// Like ``read(at:count:)`` but opens the blocks on all cores. Used for whole-file decryption.
+    /// Like ``read(at:count:)`` but opens the blocks on all cores. Used by fsck.
     func readParallel(at offset: UInt64, count: Int) throws(EFSError) -> [UInt8] {
+        var stored: [UInt8] = []
+        var plain: [UInt8] = []
+        let n = try openParallel(at: offset, count: count, stored: &stored, into: &plain)
+        plain.removeSubrange(n...)
+        return plain
+    }
+
+    /// Reads the stored blocks behind plaintext `offset..<offset+count` (block-aligned `offset`) into `stored` and
+    /// opens them on all cores into `plain`, growing either buffer only when it is too small. Returns the number of
+    /// plaintext bytes now at the start of `plain` (less than `count` only at the end of the file).
+    func openParallel(at offset: UInt64, count: Int, stored: inout [UInt8], into plain: inout [UInt8]) throws(EFSError) -> Int {
         let bs = UInt64(ContentCipher.blockSize)
         precondition(offset % bs == 0)
         let (sizeRec, storedLen) = state.withLock { s in (s.sizeRecord, s.storedLength) }
         let end = min(sizeRec.plaintextSize, offset + UInt64(count))
-        guard end > offset else { return [] }
+        guard end > offset else { return 0 }
         let first = offset / bs
         let blocks = Int((end - offset + bs - 1) / bs)
         let sbs = UInt64(ContentCipher.storedBlockSize)
         let storedStart = first * sbs
         let storedEnd = min(storedLen, (first + UInt64(blocks)) * sbs)
-        let stored = try mapErrors(path, "cannot read") {
-            try Sys.pread(fd, count: Int(storedEnd - storedStart), at: dataOffset + Int64(storedStart))
+        let want = Int(storedEnd - storedStart)
+        if stored.count < want { stored = [UInt8](repeating: 0, count: want) }
+        // Room for whole blocks (the last stored block may hold more than the size needs); the caller cuts to size.
+        if plain.count < blocks * ContentCipher.blockSize { plain = [UInt8](repeating: 0, count: blocks * ContentCipher.blockSize) }
+        let got = try mapErrors(path, "cannot read") {
+            try stored.withUnsafeMutableBytes { raw throws(Errno) in
+                try Sys.preadInto(fd, UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]), at: dataOffset + Int64(storedStart))
+            }
         }
-        guard UInt64(stored.count) == storedEnd - storedStart else {
+        guard got == want else {
             throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated")
         }
         let plainLen = Int(end - offset)
-        // Room for whole blocks (the last stored block may hold more than the size needs), then cut to size.
-        var out = [UInt8](repeating: 0, count: blocks * ContentCipher.blockSize)
         let failed = Mutex<UInt64?>(nil)
         let cipher = self.cipher
-        stored.withUnsafeBytes { inRaw in
-            out.withUnsafeMutableBytes { outRaw in
-                let input = UnsafeRawBufferPointerBox(inRaw)
+        stored.withUnsafeBytes { inAll in
+            plain.withUnsafeMutableBytes { outRaw in
+                let input = UnsafeRawBufferPointerBox(UnsafeRawBufferPointer(rebasing: inAll[0..<want]))
                 let box = UnsafeMutableRawBufferPointerBox(outRaw)
                 BlockStream.parallelRanges(blocks) { lo, hi in
                     let sFrom = lo * Int(sbs)
@@ -206,13 +256,12 @@ extension EncryptedFile {
         }
         // Every block up to the last must be whole, and the last must reach the end of the read.
         let expectedStored = UInt64(blocks - 1) * sbs + UInt64(ContentCipher.overhead) + (UInt64(plainLen) - UInt64(blocks - 1) * bs)
-        if failed.withLock({ $0 }) == nil, UInt64(stored.count) < expectedStored {
+        if failed.withLock({ $0 }) == nil, UInt64(want) < expectedStored {
             failed.withLock { $0 = first + UInt64(blocks - 1) }
         }
-        out.removeSubrange(plainLen...)
         if let b = failed.withLock({ $0 }) {
             throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): authentication failed in bytes \(b * bs)..<\((b + 1) * bs): the data was modified or does not belong to this file")
         }
-        return out
+        return plainLen
     }
 }

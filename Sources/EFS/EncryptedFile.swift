@@ -255,6 +255,60 @@ public final class EncryptedFile: Sendable {
         }
     }
 
+    /// Makes the plaintext `offset..<offset+count` read as zeros without changing the size (`fallocate` with
+    /// `FALLOC_FL_PUNCH_HOLE`). Bytes past the end of the file are left alone, as on ext4.
+    ///
+    /// The partial blocks at either end are re-sealed with zeros. Whole blocks become holes in the backing file:
+    /// the file is marked authenticated-sparse first (and that record made durable), so an all-zero stored block
+    /// reads as zeros; a crash between the two steps leaves the old data or zeros, never an unreadable block. Where
+    /// the backing file system cannot punch holes, the whole blocks are re-sealed as zeros instead.
+    public func punchHole(at offset: UInt64, count: UInt64) throws(EFSError) {
+        guard writable else { throw EFSError(.accessDenied, "\(path?.string ?? "file"): not open for writing") }
+        let (requestedEnd, overflow) = offset.addingReportingOverflow(count)
+        guard !overflow else { throw EFSError(.invalidArgument, "the range to punch ends past the largest file size") }
+        try state.withLock { (s: inout State) throws(EFSError) in
+            try self.checkOpen(s)
+            try self.cleanTail(&s)
+            let size = s.sizeRecord.plaintextSize
+            let end = min(size, requestedEnd)
+            guard end > offset else { return }
+            let bs = UInt64(ContentCipher.blockSize)
+            let sbs = UInt64(ContentCipher.storedBlockSize)
+            // Block b is wholly zeroed when its used bytes b*bs..<min((b+1)*bs, size) lie inside offset..<end.
+            let firstWhole = (offset + bs - 1) / bs
+            let lastWhole = end == size ? (size + bs - 1) / bs : end / bs  // exclusive
+            func zero(_ from: UInt64, _ to: UInt64) throws(EFSError) {
+                guard to > from else { return }
+                try self.rewriteBlocks(&s, (from / bs)...((to - 1) / bs), newSize: size,
+                                       overlay: [UInt8](repeating: 0, count: Int(to - from)), overlayOffset: from)
+            }
+            guard firstWhole < lastWhole else {
+                try zero(offset, end)  // inside one block, or across one boundary with no whole block
+                return
+            }
+            try zero(offset, firstWhole * bs)
+            if lastWhole * bs < end { try zero(lastWhole * bs, end) }
+            if !s.sizeRecord.isSparse {
+                try self.updateSize(&s, size, sparse: true, force: true)
+                // Barrier: the sparse mark must be on disk before the holes, or a power loss could leave holes in a
+                // file whose record says it has none (they would fail authentication).
+                try mapErrors(self.path, "cannot sync") { try Sys.fdatasync(self.fd) }
+            }
+            let from = firstWhole * sbs
+            let to = min(s.storedLength, lastWhole * sbs)
+            guard to > from else { return }
+            if !Sys.punchHole(self.fd, offset: self.dataOffset + Int64(from), length: Int64(to - from)) {
+                // No hole punching here (tmpfs before 3.5, some FUSE or network file systems): write zeros.
+                var b = firstWhole
+                while b < lastWhole {
+                    let n = min(lastWhole - b, 256)
+                    try zero(b * bs, min(size, (b + n) * bs))
+                    b += n
+                }
+            }
+        }
+    }
+
     /// Writes a new size record (or marks it dirty in deferred mode).
     private func updateSize(_ s: inout State, _ size: UInt64, sparse: Bool, force: Bool = false) throws(EFSError) {
         s.sizeRecord = SizeRecord(generation: s.sizeRecord.generation, plaintextSize: size, isSparse: sparse)
@@ -293,6 +347,18 @@ public final class EncryptedFile: Sendable {
         }
         try trimToBlockBoundary(&s)
         s.tailClean = true
+    }
+
+    /// Writes any pending size record, without waiting for the disk (what `close(2)` does on a local file system).
+    ///
+    /// A process crash after this loses nothing. A power loss before the kernel writes the data back can leave a
+    /// record ahead of the data; the blocks it promises then fail authentication (never wrong plaintext) until
+    /// rewritten, which `efs fsck` reports. Call ``sync()`` for durability.
+    public func flush() throws(EFSError) {
+        try state.withLock { (s: inout State) throws(EFSError) in
+            try self.checkOpen(s)
+            if s.sizeDirty { try self.writeSizeRecord(&s) }
+        }
     }
 
     /// Writes any pending size record and flushes data to stable storage.

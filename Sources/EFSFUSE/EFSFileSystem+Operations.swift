@@ -344,8 +344,9 @@ extension EFSFileSystem {
     }
 
     func flush(_ req: Request, _ open: OpenFile) throws {
+        // Like close(2) on ext4: publish the size, do not wait for the disk (fsync does that).
         if open.writable, case .encrypted(let entry) = open.kind {
-            try encrypted.file(entry).sync()
+            try encrypted.file(entry).flush()
         }
         fuse_reply_err(req, 0)
     }
@@ -354,6 +355,33 @@ extension EFSFileSystem {
         switch open.kind {
         case .plain(let fd): try dataOnly ? Sys.fdatasync(fd) : Sys.fsync(fd)
         case .encrypted(let entry): try encrypted.file(entry).sync()
+        }
+        fuse_reply_err(req, 0)
+    }
+
+    /// `fallocate(2)`. Plain files pass the call through. On encrypted files: mode 0 grows the file to cover the
+    /// range (space is not reserved: the blocks are holes until written); `FALLOC_FL_KEEP_SIZE` alone is accepted
+    /// and does nothing; `FALLOC_FL_PUNCH_HOLE` and `FALLOC_FL_ZERO_RANGE` make the range read as zeros. Collapse and
+    /// insert ranges, which would shift encrypted blocks, are refused with `EOPNOTSUPP`.
+    func fallocate(_ req: Request, _ open: OpenFile, mode: Int32, offset: Int64, length: Int64) throws {
+        guard offset >= 0, length > 0 else { throw Errno.invalidArgument }
+        switch open.kind {
+        case .plain(let fd):
+            try Sys.fallocate(fd, mode: mode, offset: offset, length: length)
+        case .encrypted(let entry):
+            guard open.writable else { throw Errno.badFileDescriptor }
+            let keepSize: Int32 = 0x01, punch: Int32 = 0x02, zeroRange: Int32 = 0x10
+            guard mode & ~(keepSize | punch | zeroRange) == 0, !(mode & punch != 0 && mode & keepSize == 0) else {
+                throw Errno.notSupported
+            }
+            let file = encrypted.file(entry)
+            let end = UInt64(offset) + UInt64(length)
+            if mode & (punch | zeroRange) != 0 {
+                try file.punchHole(at: UInt64(offset), count: UInt64(length))
+            }
+            if mode & keepSize == 0, end > file.size {
+                try file.truncate(to: end)
+            }
         }
         fuse_reply_err(req, 0)
     }

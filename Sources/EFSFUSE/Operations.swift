@@ -118,6 +118,9 @@ func makeLowLevelOperations() -> fuse_lowlevel_ops {
     ops.fsync = { req, _, datasync, fi in
         serve(req) { try $0.fsync(req, try requireOpenFile(fi), dataOnly: datasync != 0) }
     }
+    ops.fallocate = { req, _, mode, offset, length, fi in
+        serve(req) { try $0.fallocate(req, try requireOpenFile(fi), mode: mode, offset: Int64(offset), length: Int64(length)) }
+    }
     ops.release = { req, _, fi in
         uncancellable { fileSystem(req).release(req, fi?.pointee.fh ?? 0) }
     }

@@ -113,13 +113,16 @@ public enum Sys {
 
     /// Reads into `buffer` at `offset`, returning bytes read (less than the buffer only at end of file).
     public static func preadInto(_ fd: FileDescriptor, _ buffer: inout [UInt8], at offset: Int64) throws(Errno) -> Int {
+        let result = buffer.withUnsafeMutableBytes { raw in Result { () throws(Errno) in try preadInto(fd, raw, at: offset) } }
+        return try result.get()
+    }
+
+    /// Reads into `buffer` at `offset`, returning bytes read (less than the buffer only at end of file).
+    public static func preadInto(_ fd: FileDescriptor, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
         var done = 0
-        let count = buffer.count
-        while done < count {
-            let n = try buffer.withUnsafeMutableBytes { raw in
-                // Invariant: `done < count`, so the pointer stays inside `raw`.
-                valueOrErrno { Glibc.pread(fd.rawValue, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            }.get()
+        while done < buffer.count {
+            // Invariant: `done < buffer.count`, so the pointer stays inside `buffer`.
+            let n = try valueOrErrno { Glibc.pread(fd.rawValue, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done)) }.get()
             if n == 0 { break }
             done += n
         }
@@ -198,6 +201,11 @@ public enum Sys {
         }
     }
 
+    /// `fallocate(2)` with `mode` as given.
+    public static func fallocate(_ fd: FileDescriptor, mode: Int32, offset: Int64, length: Int64) throws(Errno) {
+        try nothingOrErrno { cefs_fallocate(fd.rawValue, mode, off_t(offset), off_t(length)) }.get()
+    }
+
     /// Punches a hole (keeps the size). Returns false where the file system cannot.
     public static func punchHole(_ fd: FileDescriptor, offset: Int64, length: Int64) -> Bool {
         let FALLOC_FL_KEEP_SIZE: Int32 = 0x01
@@ -267,6 +275,11 @@ public enum Sys {
             try unlink(from)
         case .failure(let e): throw e
         }
+    }
+
+    /// `link(2)`: a new name for the file at `from` (not following a symbolic link, as on Linux).
+    public static func link(_ from: FilePath, _ to: FilePath) throws(Errno) {
+        try from.withPlatformString { f in to.withPlatformString { t in nothingOrErrno { Glibc.link(f, t) } } }.get()
     }
 
     public static func unlink(_ path: FilePath) throws(Errno) {

@@ -44,8 +44,9 @@ final class MountedVolume: @unchecked Sendable {
     let volume: FilePath
     let mountpoint: FilePath
     let logPath: FilePath
-    private let process = Process()
+    private var process = Process()
     private var unmounted = false
+    private var options: [String] = []
 
     init(options: [String] = []) throws {
         alice = try TestUser("alice", in: dir)
@@ -59,7 +60,16 @@ final class MountedVolume: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: volume.appending("secret").string, withIntermediateDirectories: false)
         try alice.session.encryptFile(at: volume.appending("secret"))
 
+        self.options = options
+        try start()
+    }
+
+    /// Starts `efs mount --foreground` on the volume (again, after ``unmount()`` or ``kill()``).
+    func start() throws {
         FileManager.default.createFile(atPath: logPath.string, contents: nil)
+        let process = Process()
+        self.process = process
+        unmounted = false
         process.executableURL = URL(fileURLWithPath: CLIRunner.locate())
         process.arguments = ["mount", "--foreground"] + options + [volume.string, mountpoint.string]
         var env = ProcessInfo.processInfo.environment
@@ -78,6 +88,14 @@ final class MountedVolume: @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
+    }
+
+    /// `kill -9` of the mount daemon, then a lazy unmount of the dead mount point, as an administrator would.
+    func kill() {
+        FUSE.run("/bin/kill", ["-KILL", "\(process.processIdentifier)"])
+        process.waitUntilExit()
+        if let fm = FUSE.fusermount, FUSE.isMounted(mountpoint) { FUSE.run(fm, ["-u", "-z", mountpoint.string]) }
+        unmounted = true
     }
 
     deinit { unmount() }
@@ -131,7 +149,7 @@ enum F {
         try Sys.pwriteAll(fd, bytes, at: 0)
     }
 
-    static func read(_ path: FilePath) throws -> [UInt8] {
+    static func read(_ path: FilePath) throws(Errno) -> [UInt8] {
         let fd = try Sys.open(path, .readOnly)
         defer { Sys.close(fd) }
         var out: [UInt8] = []

@@ -45,66 +45,6 @@ struct MountTests {
         #expect(TestFiles.read(m.b("plain.bin")) == plain)
     }
 
-    @Test("random writes, truncates and reads match a plain file (seeded fsx)")
-    func randomOperations() throws {
-        let m = try MountedVolume()
-        defer { m.unmount() }
-        var rng = SplitMix64(seed: 0xEF5_F5E)
-        let model = m.dir.appending("model.bin")
-        let target = m.m("secret/fsx.bin")
-        func openBoth() throws -> (FileDescriptor, FileDescriptor) {
-            (try Sys.open(target, [.readWrite, .create], mode: [.ownerReadWrite]),
-             try Sys.open(model, [.readWrite, .create], mode: [.ownerReadWrite]))
-        }
-        var (t, p) = try openBoth()
-        defer {
-            Sys.close(t)
-            Sys.close(p)
-        }
-        let maxSize = 600_000
-        var size = 0
-        for op in 0..<3_000 {
-            let kind = Int.random(in: 0..<100, using: &rng)
-            switch kind {
-            case 0..<45:
-                let len = Int.random(in: 1...70_000, using: &rng)
-                let off = Int.random(in: 0...(maxSize - len), using: &rng)
-                let data = TestFiles.bytes(len, seed: rng.next())
-                try Sys.pwriteAll(t, data, at: Int64(off))
-                try Sys.pwriteAll(p, data, at: Int64(off))
-                size = max(size, off + len)
-            case 45..<80:
-                let off = Int.random(in: 0...maxSize, using: &rng)
-                let len = Int.random(in: 1...100_000, using: &rng)
-                let a = try Sys.pread(t, count: len, at: Int64(off))
-                let b = try Sys.pread(p, count: len, at: Int64(off))
-                try #require(TestFiles.same(a, b), "op \(op): read \(len) at \(off) differs (size \(size))")
-            case 80..<90:
-                let newSize = Int.random(in: 0...maxSize, using: &rng)
-                try Sys.ftruncate(t, Int64(newSize))
-                try Sys.ftruncate(p, Int64(newSize))
-                size = newSize
-            case 90..<94:
-                try #require(try Sys.fstat(t).size == Int64(size), "op \(op): size")
-            case 94..<97:
-                try Sys.fsync(t)
-            default:
-                Sys.close(t)
-                Sys.close(p)
-                (t, p) = try openBoth()
-            }
-        }
-        try Sys.fsync(t)
-        #expect(TestFiles.same(try F.read(target), TestFiles.read(model)))
-        // The backing file decrypts to the same bytes with the library, once the mount has released it (a writer
-        // holds the exclusive EFS lock; FUSE sends the release shortly after close(2)).
-        Sys.close(t)
-        Sys.close(p)
-        let f = try openWhenReleased(m.alice.session, m.b("secret/fsx.bin"))
-        defer { try? f.close() }
-        #expect(TestFiles.same(try f.read(at: 0, count: maxSize + 1), TestFiles.read(model)))
-    }
-
     @Test("truncate by path grows with zeros and shrinks; O_TRUNC, O_APPEND and O_EXCL")
     func truncateAndOpenFlags() throws {
         let m = try MountedVolume()

@@ -220,7 +220,15 @@ struct RandomAccessTests {
                 try file.write(data, at: UInt64(off))
                 if model.count < off + len { model += [UInt8](repeating: 0, count: off + len - model.count) }
                 model.replaceSubrange(off..<(off + len), with: data)
-            case 5..<7:
+            case 5:
+                let off = Int(rng.next() % UInt64(maxSize))
+                let len = Int(rng.next() % 40_000) + 1
+                try file.punchHole(at: UInt64(off), count: UInt64(len))
+                if off < model.count {
+                    let end = min(model.count, off + len)
+                    model.replaceSubrange(off..<end, with: repeatElement(0, count: end - off))
+                }
+            case 6:
                 let n = Int(rng.next() % UInt64(maxSize))
                 try file.truncate(to: UInt64(n))
                 if n < model.count { model.removeSubrange(n...) } else { model += [UInt8](repeating: 0, count: n - model.count) }
@@ -251,6 +259,32 @@ struct RandomAccessTests {
         #expect(try file.read(at: 5 << 20, count: 4) == [0, 0, 0, 0])
         #expect(try file.read(at: (10 << 20) - 4, count: 10) == Array("tail".utf8))
         try file.close()
+    }
+
+    @Test("punching a hole zeroes the range, frees whole blocks on disk, and keeps the size", arguments: [
+        (0, 100_000), (1, 4095), (4095, 2), (4096, 4096), (5000, 20_000), (8192, 300_000), (99_999, 50), (200_000, 10),
+    ])
+    func punch(offset: Int, count: Int) throws {
+        let f = try Fixture()
+        var model = TestFiles.bytes(100_000, seed: UInt64(offset))
+        let p = f.file("p.bin", model)
+        try f.alice.session.encryptFile(at: p)
+        let file = try f.alice.session.open(at: p, writable: true)
+        let before = try Sys.stat(p)
+        try file.punchHole(at: UInt64(offset), count: UInt64(count))
+        if offset < model.count {
+            let end = min(model.count, offset + count)
+            model.replaceSubrange(offset..<end, with: repeatElement(0, count: end - offset))
+        }
+        #expect(file.size == 100_000)
+        #expect(try file.read(at: 0, count: 200_000) == model)
+        try file.close()
+        let again = try f.alice.session.open(at: p)
+        #expect(try again.read(at: 0, count: 200_000) == model, "a fresh handle reads the same bytes")
+        try again.close()
+        if count >= 3 * ContentCipher.blockSize, offset < 100_000 {
+            #expect(try Sys.stat(p).blocks < before.blocks, "whole blocks became holes in the backing file")
+        }
     }
 
     @Test("deferred size updates are published by sync and close")
