@@ -765,6 +765,21 @@ extension Sys {
         }
     }
 
+    /// `mmap(MAP_SHARED, PROT_READ|PROT_WRITE)` of the first `length` bytes of `fd`.
+    public static func mapShared(_ fd: FileDescriptor, length: Int) throws(Errno) -> UnsafeMutableRawBufferPointer {
+        guard let p = Glibc.mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd.rawValue, 0), p != MAP_FAILED else {
+            throw Errno(rawValue: Glibc.errno)
+        }
+        return UnsafeMutableRawBufferPointer(start: p, count: length)
+    }
+
+    /// `msync(MS_SYNC)` then `munmap` of a mapping from ``mapShared(_:length:)``.
+    public static func unmap(_ mapping: UnsafeMutableRawBufferPointer, sync: Bool = true) throws(Errno) {
+        guard let base = mapping.baseAddress else { return }
+        if sync { try nothingOrErrno { Glibc.msync(base, mapping.count, MS_SYNC) }.get() }
+        try nothingOrErrno { Glibc.munmap(base, mapping.count) }.get()
+    }
+
     /// Raises the soft limit on open descriptors as far as allowed (the hard limit, or more for root, up to
     /// `wanted`), for daemons that hold one descriptor per object a client has in use. Returns the new soft limit.
     @discardableResult

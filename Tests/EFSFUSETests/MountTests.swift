@@ -6,6 +6,7 @@ import EFSCore
 import EFSSystem
 import EFSTestSupport
 import Foundation
+import Synchronization
 import SystemPackage
 import Testing
 
@@ -43,6 +44,96 @@ struct MountTests {
         let plain = TestFiles.bytes(10_000, seed: 7)
         try F.write(m.m("plain.bin"), plain)
         #expect(TestFiles.read(m.b("plain.bin")) == plain)
+    }
+
+    @Test("mmap: shared writes through the page cache reach the encrypted file, and reads see them")
+    func mmapShared() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let p = m.m("secret/map.bin")
+        var model = TestFiles.bytes(100_003, seed: 11)
+        try F.write(p, model)
+        let fd = try Sys.open(p, .readWrite)
+        let map = try Sys.mapShared(fd, length: model.count)
+        #expect(TestFiles.same(Array(map), model), "a mapping reads the plaintext")
+        for (i, at) in [0, 4095, 4096, 50_000, 100_000].enumerated() {
+            let patch = TestFiles.bytes(3, seed: UInt64(i))
+            for (k, b) in patch.enumerated() {
+                map[at + k] = b
+                model[at + k] = b
+            }
+        }
+        try Sys.unmap(map)  // msync(MS_SYNC) writes the dirty pages back through the mount
+        #expect(TestFiles.same(try Sys.pread(fd, count: 200_000, at: 0), model), "read(2) sees the mapped writes")
+        Sys.close(fd)
+        #expect(!F.contains(try F.read(m.b("secret/map.bin")), Array(model[50_000..<50_016])), "no plaintext on the backing store")
+        let f = try openWhenReleased(m.alice.session, m.b("secret/map.bin"))
+        defer { try? f.close() }
+        #expect(TestFiles.same(try f.read(at: 0, count: 200_000), model), "the backing file decrypts to the mapped writes")
+    }
+
+    @Test("concurrent writers on one file (disjoint ranges, separate descriptors) and readers of stable ranges")
+    func concurrentWriters() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let p = m.m("secret/shared.bin")
+        let stable = TestFiles.bytes(64 * 1024, seed: 5)
+        try F.write(p, stable)  // the first 64 KiB never change; writers work above them
+        let writers = 4, chunk = 40_000, rounds = 25
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: writers + 2) { k in
+            do {
+                let fd = try Sys.open(p, .readWrite)
+                defer { Sys.close(fd) }
+                for r in 0..<rounds {
+                    if k < writers {
+                        let at = stable.count + k * chunk
+                        try Sys.pwriteAll(fd, TestFiles.bytes(chunk, seed: UInt64(k * 1000 + r)), at: Int64(at))
+                    } else {
+                        let got = try Sys.pread(fd, count: stable.count, at: 0)
+                        if !TestFiles.same(got, stable) { failures.withLock { $0.append("reader \(k) round \(r) saw changed bytes") } }
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("thread \(k): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        var expected = stable
+        for k in 0..<writers { expected += TestFiles.bytes(chunk, seed: UInt64(k * 1000 + rounds - 1)) }
+        #expect(TestFiles.same(try F.read(p), expected), "each writer's last round is in place")
+    }
+
+    @Test("chown, statfs, fsync of files and directories, RENAME_EXCHANGE, mkdir and rmdir")
+    func moreCalls() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        try F.write(m.m("secret/x"), [1])
+        try F.write(m.m("secret/y"), [2, 2])
+        // chown (as root) shows through and reaches the backing file.
+        let fd = try Sys.open(m.m("secret/x"), .readWrite)
+        try Sys.fchown(fd, uid: 65534, gid: 65534)
+        try Sys.fsync(fd)
+        Sys.close(fd)
+        #expect(try Sys.stat(m.m("secret/x")).uid == 65534)
+        #expect(try Sys.stat(m.b("secret/x")).gid == 65534)
+        // statfs answers for the backing file system.
+        let dirfd = try Sys.open(m.m("secret"), [.directory])
+        let st = try Sys.fileSystemStatistics(dirfd)
+        #expect(st.blocks > 0)
+        try Sys.fsync(dirfd)  // fsyncdir
+        Sys.close(dirfd)
+        // RENAME_EXCHANGE swaps two encrypted files, contents and all.
+        let sdir = try Sys.open(m.m("secret"), [.directory])
+        defer { Sys.close(sdir) }
+        try Sys.renameat2(sdir, "x", sdir, "y", flags: .exchange)
+        #expect(try F.read(m.m("secret/x")) == [2, 2])
+        #expect(try F.read(m.m("secret/y")) == [1])
+        // mkdir keeps the exact mode asked for (umask aside), rmdir of an empty encrypted directory works.
+        try Sys.mkdir(m.m("secret/sub"))
+        #expect(TestFiles.exists(m.b("secret/sub/\(DirectoryMarker.name)")), "new directories in encrypted ones are encrypted")
+        try Sys.rmdir(m.m("secret/sub"))
+        #expect(!TestFiles.exists(m.b("secret/sub")))
     }
 
     @Test("truncate by path grows with zeros and shrinks; O_TRUNC, O_APPEND and O_EXCL")
