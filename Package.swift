@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "EFSCore", targets: ["EFSCore"]),
         .library(name: "EFSRawStream", targets: ["EFSRawStream"]),
         .library(name: "EFSArchive", targets: ["EFSArchive"]),
+        .library(name: "EFSWindows", targets: ["EFSWindows"]),
         .executable(name: "efs", targets: ["efs"]),
         .library(name: "efsapi", type: .dynamic, targets: ["EFSWin32"]),
     ],
@@ -33,6 +34,8 @@ let package = Package(
         ),
         // Pure: the MS-EFSR raw stream encoder and single-step decoder. No I/O.
         .target(name: "EFSRawStream", dependencies: ["EFSCore"]),
+        // Pure: Windows EFS interop: `$EFS` metadata, FEK unwrap, data units, ROBS / efs_raw inputs. No I/O.
+        .target(name: "EFSWindows", dependencies: ["EFSCore", "EFSRawStream"]),
         // Pure: the POSIX pax (ustar) archive codec of efs backup/restore. No I/O.
         .target(name: "EFSArchive", dependencies: ["EFSCore"]),
         // C shims for GNU/Linux calls the Glibc module lacks. Imported by EFSSystem only.
@@ -84,6 +87,11 @@ let package = Package(
             resources: [.copy("Vectors")]
         ),
         .testTarget(name: "EFSRawStreamTests", dependencies: ["EFSRawStream", "EFSCore"]),
+        .testTarget(
+            name: "EFSWindowsTests",
+            dependencies: ["EFSWindows", "EFSCore", "EFSRawStream"],
+            resources: [.copy("Vectors")]
+        ),
         .testTarget(name: "EFSArchiveTests", dependencies: ["EFSArchive", "EFSCore"]),
         .testTarget(name: "EFSSystemTests", dependencies: ["EFSSystem", "EFSTestSupport"]),
         .testTarget(

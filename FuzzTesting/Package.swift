@@ -38,5 +38,17 @@ let package = Package(
         .executableTarget(name: "FuzzFileMetadata", dependencies: [.product(name: "EFSCore", package: efs), "FuzzSupport"]),
         .executableTarget(name: "FuzzKeyFiles", dependencies: [.product(name: "EFSCore", package: efs), "FuzzSupport"]),
         .executableTarget(name: "FuzzArchive", dependencies: [.product(name: "EFSArchive", package: efs), "FuzzSupport"]),
+        .executableTarget(
+            name: "FuzzWindowsMetadata",
+            dependencies: [.product(name: "EFSWindows", package: efs), .product(name: "EFSCore", package: efs), "FuzzSupport"]
+        ),
+        .executableTarget(
+            name: "FuzzWindowsRawStream",
+            dependencies: [
+                .product(name: "EFSWindows", package: efs), .product(name: "EFSRawStream", package: efs),
+                .product(name: "EFSCore", package: efs), "FuzzSupport",
+            ]
+        ),
+        .executableTarget(name: "FuzzPKCS12", dependencies: [.product(name: "EFSCore", package: efs), "FuzzSupport"]),
     ]
 )

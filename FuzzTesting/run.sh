@@ -17,7 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-all_targets=(FuzzRawStream FuzzFileHeader FuzzFileMetadata FuzzKeyFiles FuzzArchive)
+all_targets=(FuzzRawStream FuzzFileHeader FuzzFileMetadata FuzzKeyFiles FuzzArchive FuzzPKCS12 FuzzWindowsMetadata
+    FuzzWindowsRawStream)
 
 usage() { echo "usage: $0 SECONDS [TARGET…]   targets: ${all_targets[*]}" >&2; exit 2; }
 [[ $# -ge 1 && $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || usage
@@ -28,15 +29,17 @@ targets=("$@")
 
 # Per-target limits. max_len: the largest input worth mutating (seeds are at most ~23 KB for raw streams, ~10 KB
 # for archives and ~3 KB otherwise). timeout: seconds for one input before it counts as a hang; key files allow PBKDF2 at
-# PrivateKeyFile.maximumIterations (10 000 000 rounds), which takes tens of seconds in a debug ASan build.
+# PrivateKeyFile.maximumIterations (10 000 000 rounds), which takes tens of seconds in a debug ASan build; so do
+# PKCS#12 files (PKCS12File.maximumIterations per KDF, maximumTotalIterations per file).
 max_len() {
     case $1 in
-        FuzzRawStream | FuzzArchive) echo 65536 ;;
-        FuzzFileHeader | FuzzFileMetadata | FuzzKeyFiles) echo 8192 ;;
+        FuzzRawStream | FuzzArchive | FuzzWindowsRawStream) echo 65536 ;;
+        FuzzWindowsMetadata) echo 16384 ;;
+        FuzzFileHeader | FuzzFileMetadata | FuzzKeyFiles | FuzzPKCS12) echo 8192 ;;
         *) echo "run.sh: unknown target $1" >&2; usage ;;
     esac
 }
-timeout_for() { case $1 in FuzzKeyFiles) echo 120 ;; *) echo 10 ;; esac; }
+timeout_for() { case $1 in FuzzKeyFiles | FuzzPKCS12) echo 120 ;; *) echo 10 ;; esac; }
 for t in "${targets[@]}"; do max_len "$t" >/dev/null; done
 
 config=${FUZZ_CONFIG:-debug}

@@ -112,15 +112,8 @@ public enum PrivateKeyFile {
         throw FormatError.malformed("no private key block in the PEM text")
     }
 
-    struct PBES2Parameters {
-        var salt: [UInt8]
-        var iterations: Int
-        var keyLength: Int?
-        var prf: ASN1ObjectIdentifier
-        var cipher: ASN1ObjectIdentifier
-        var iv: [UInt8]
-        var ciphertext: [UInt8]
-    }
+    /// The parameters and ciphertext of a PBES2-encrypted key (shared with PKCS#12: ``PBES2``).
+    typealias PBES2Parameters = PBES2.Encrypted
 
     static func parseEncryptedInfo(_ der: [UInt8]) throws(FormatError) -> PBES2Parameters {
         do {
@@ -139,54 +132,7 @@ public enum PrivateKeyFile {
                     guard try ASN1ObjectIdentifier(derEncoded: oidNode) == oidPBES2 else {
                         throw FormatError(.unsupportedAlgorithm, "encrypted key does not use PBES2 (re-export it with openssl pkcs8 -topk8 -v2 aes-256-cbc)")
                     }
-                    return try DER.sequence(paramsNode, identifier: .sequence) { params in
-                        guard let kdfNode = params.next(), let encNode = params.next(), params.next() == nil else {
-                            throw FormatError.malformed("PBES2 parameters are malformed")
-                        }
-                        // RFC 8018 A.2: PBKDF2-params { salt OCTET STRING, iterationCount, keyLength OPTIONAL, prf DEFAULT hmacWithSHA1 }
-                        let (salt, iterations, keyLength, prf) = try DER.sequence(kdfNode, identifier: .sequence) { kdf in
-                            guard let kOID = kdf.next(), let kParams = kdf.next(), kdf.next() == nil,
-                                try ASN1ObjectIdentifier(derEncoded: kOID) == oidPBKDF2
-                            else { throw FormatError(.unsupportedAlgorithm, "PBES2 key derivation is not PBKDF2") }
-                            return try DER.sequence(kParams, identifier: .sequence) { p in
-                                guard let saltNode = p.next(), let iterNode = p.next() else {
-                                    throw FormatError.malformed("PBKDF2 parameters are malformed")
-                                }
-                                let salt = Array(try ASN1OctetString(derEncoded: saltNode).bytes)
-                                let iterations = try Int(derEncoded: iterNode)
-                                var keyLength: Int?
-                                var prf = oidHMACSHA1
-                                var next = p.next()
-                                if let n = next, n.identifier == .integer {
-                                    keyLength = try Int(derEncoded: n)
-                                    next = p.next()
-                                }
-                                if let n = next {
-                                    prf = try DER.sequence(n, identifier: .sequence) { a in
-                                        guard let o = a.next() else { throw FormatError.malformed("PBKDF2 prf is malformed") }
-                                        let oid = try ASN1ObjectIdentifier(derEncoded: o)
-                                        // The parameters are NULL or absent (RFC 8018 B.1.2).
-                                        if let params = a.next(), params.identifier != .null {
-                                            throw FormatError.malformed("PBKDF2 prf parameters are not NULL")
-                                        }
-                                        guard a.next() == nil else { throw FormatError.malformed("PBKDF2 prf is malformed") }
-                                        return oid
-                                    }
-                                }
-                                guard p.next() == nil else { throw FormatError.malformed("PBKDF2 parameters have extra fields") }
-                                return (salt, iterations, keyLength, prf)
-                            }
-                        }
-                        let (cipher, iv) = try DER.sequence(encNode, identifier: .sequence) { enc in
-                            guard let cOID = enc.next(), let ivNode = enc.next(), enc.next() == nil else {
-                                throw FormatError.malformed("PBES2 encryption scheme is malformed")
-                            }
-                            return (try ASN1ObjectIdentifier(derEncoded: cOID), Array(try ASN1OctetString(derEncoded: ivNode).bytes))
-                        }
-                        return PBES2Parameters(
-                            salt: salt, iterations: iterations, keyLength: keyLength, prf: prf,
-                            cipher: cipher, iv: iv, ciphertext: ciphertext)
-                    }
+                    return try PBES2.parse(parameters: paramsNode, ciphertext: ciphertext)
                 }
             }
         } catch let e as FormatError {
@@ -201,38 +147,18 @@ public enum PrivateKeyFile {
     }
 
     static func decrypt(_ p: PBES2Parameters, passphrase: Passphrase) throws -> UserPrivateKey {
-        guard (minimumIterations...maximumIterations).contains(p.iterations) else {
-            throw FormatError.limitExceeded("PBKDF2 iterations", value: UInt64(max(0, p.iterations)), maximum: maximumIterations)
-        }
-        guard (1...1024).contains(p.salt.count), p.iv.count == 16 else {
-            throw FormatError.malformed("PBKDF2 salt or AES IV has a bad length")
-        }
-        let keySize: Int
-        switch p.cipher {
-        case oidAES128CBC: keySize = 16
-        case oidAES192CBC: keySize = 24
-        case oidAES256CBC: keySize = 32
-        default: throw FormatError(.unsupportedAlgorithm, "encrypted key cipher is not AES-CBC")
-        }
-        if let kl = p.keyLength, kl != keySize { throw FormatError.malformed("PBKDF2 key length does not fit the cipher") }
-        let hash: KDF.Insecure.PBKDF2.HashFunction
-        switch p.prf {
-        case oidHMACSHA256: hash = .sha256
-        case oidHMACSHA512: hash = .sha512
-        case oidHMACSHA1: hash = .insecureSHA1
-        default: throw FormatError(.unsupportedAlgorithm, "PBKDF2 PRF is not HMAC-SHA1/256/512")
-        }
-        let kek = try passphrase.withBytes { pw in
-            try KDF.Insecure.PBKDF2.deriveKey(from: pw, salt: p.salt, using: hash, outputByteCount: keySize, unsafeUncheckedRounds: p.iterations)
-        }
-        let plain: Data
+        var plain: [UInt8]
         do {
-            plain = try AES._CBC.decrypt(p.ciphertext, using: kek, iv: AES._CBC.IV(ivBytes: p.iv))
-        } catch {
+            plain = try passphrase.withBytes { pw throws(FormatError) in
+                try PBES2.decrypt(p, password: pw, allowedIterations: minimumIterations...maximumIterations)
+            }
+        } catch let e as FormatError {
+            guard e.code == .authenticationFailed else { throw e }
             throw FormatError(.authenticationFailed, "wrong passphrase (or a damaged key file)")
         }
+        defer { Zeroing.clear(&plain) }
         do {
-            return try UserPrivateKey.parse(der: Array(plain))
+            return try UserPrivateKey.parse(der: plain)
         } catch {
             // CBC padding can pass by chance with a wrong passphrase; the DER then does not parse.
             throw FormatError(.authenticationFailed, "wrong passphrase (or a damaged key file)")

@@ -59,8 +59,8 @@ public struct UserPrivateKey: ~Copyable, Sendable {
     public func pkcs8DER() -> [UInt8] {
         switch storage {
         case .rsa(let k):
-            // Invariant: a key we hold always re-encodes.
-            let signing = try! _RSA.Signing.PrivateKey(derRepresentation: k.derRepresentation)
+            // Invariant: a key we hold always re-encodes. `unsafe…`: legacy (Windows) RSA keys may be 1024 bits.
+            let signing = try! _RSA.Signing.PrivateKey(unsafeDERRepresentation: k.derRepresentation)
             return Array(signing.pkcs8DERRepresentation)
         case .p256(let k): return Array(k.derRepresentation)
         case .p384(let k): return Array(k.derRepresentation)
@@ -83,7 +83,7 @@ public struct UserPrivateKey: ~Copyable, Sendable {
     /// A `Certificate.PrivateKey` for signing a self-signed certificate.
     func certificateSigningKey() -> Certificate.PrivateKey {
         switch storage {
-        case .rsa(let k): return Certificate.PrivateKey(try! _RSA.Signing.PrivateKey(derRepresentation: k.derRepresentation))
+        case .rsa(let k): return Certificate.PrivateKey(try! _RSA.Signing.PrivateKey(unsafeDERRepresentation: k.derRepresentation))
         case .p256(let k): return Certificate.PrivateKey(try! P256.Signing.PrivateKey(rawRepresentation: k.rawRepresentation))
         case .p384(let k): return Certificate.PrivateKey(try! P384.Signing.PrivateKey(rawRepresentation: k.rawRepresentation))
         }

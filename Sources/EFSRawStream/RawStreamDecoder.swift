@@ -63,8 +63,17 @@ public struct RawStreamDecoder: Sendable {
     /// End (StartingFileOffset + BytesWithinStreamSize) of the last segment of the current stream.
     var segmentEnd: UInt64 = 0
     var segmentsInStream = 0
+    /// Largest named stream accepted. Our own streams hold extended attributes (``RawStream/maximumNamedStreamSize``);
+    /// a Windows stream's alternate data streams can be as large as files.
+    let maximumNamedStreamSize: UInt64
 
-    public init() {}
+    public init() { maximumNamedStreamSize = UInt64(RawStream.maximumNamedStreamSize) }
+
+    /// A decoder that accepts named streams of up to `maximumNamedStreamSize` bytes (at most
+    /// `Limits.maximumPlaintextSize`), for Windows raw streams whose named streams are alternate data streams.
+    public init(maximumNamedStreamSize: UInt64) {
+        self.maximumNamedStreamSize = min(maximumNamedStreamSize, Limits.maximumPlaintextSize)
+    }
 
     func fail(_ code: RawStreamError.Code, _ message: String) -> RawStreamError { RawStreamError(code, message, at: offset) }
 
@@ -250,8 +259,8 @@ public struct RawStreamDecoder: Sendable {
             }
             let (end, overflow) = start.addingReportingOverflow(UInt64(within))
             guard !overflow, end <= Limits.maximumPlaintextSize else { throw fail(.limitExceeded, "segment offset overflows") }
-            if case .named = cur.kind, end > UInt64(RawStream.maximumNamedStreamSize) {
-                throw fail(.limitExceeded, "a named stream is larger than \(RawStream.maximumNamedStreamSize) bytes")
+            if case .named = cur.kind, end > maximumNamedStreamSize {
+                throw fail(.limitExceeded, "a named stream is larger than \(maximumNamedStreamSize) bytes")
             }
             segmentEnd = end
             segmentsInStream += 1
