@@ -275,21 +275,47 @@ extension EFSSession {
     /// - Parameter deferSizeUpdates: write size changes at ``EncryptedFile/sync()``/``EncryptedFile/close()``
     ///   instead of with every write (the mount uses this; fsync still makes everything durable).
     public func open(at path: FilePath, writable: Bool = false, deferSizeUpdates: Bool = false) throws(EFSError) -> EncryptedFile {
+        try open(at: path, writable: writable, deferSizeUpdates: deferSizeUpdates, completingWrites: true)
+    }
+
+    private func open(at path: FilePath, writable: Bool, deferSizeUpdates: Bool, completingWrites: Bool) throws(EFSError) -> EncryptedFile {
         let fd: FileDescriptor
         do { fd = try Sys.open(path, writable ? .readWrite : .readOnly) } catch { throw EFSError.system(error, "cannot open", path) }
+        let info: EncryptedFileInfo
         do throws(EFSError) {
             let st = try mapErrors(path, "cannot stat") { try Sys.fstat(fd) }
             if st.kind == .directory { throw EFSError(.invalidArgument, "\(path) is a directory") }
             guard EncryptedFileInfo.hasMagic(fd) else { throw EFSError(.notEncrypted, "\(path) is not encrypted") }
             let shared = try mapErrors(path, "cannot lock") { writable ? try Sys.tryLockExclusive(fd) : try Sys.tryLockShared(fd) }
             guard shared else { throw EFSError(.sharingViolation, "\(path) is open elsewhere (a writer excludes every other EFS open; readers exclude writers)") }
-            let info = try EncryptedFileInfo.read(fd, path: path)
+            info = try EncryptedFileInfo.read(fd, path: path)
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+        if info.journal != nil && !writable && completingWrites {
+            // An overwrite was interrupted: a reader finishes it too when it may write the file (else the blocks
+            // it covers may fail authentication until a writer opens the file).
+            Sys.close(fd)
+            Self.completePendingWrite(at: path)
+            return try open(at: path, writable: false, deferSizeUpdates: deferSizeUpdates, completingWrites: false)
+        }
+        do throws(EFSError) {
             let fek = try fileKey(for: info.metadata, path: path)
             return try EncryptedFile(path: path, fd: fd, closesDescriptor: true, writable: writable, info: info, fek: fek, deferSizeUpdates: deferSizeUpdates)
         } catch {
             Sys.close(fd)
             throw error
         }
+    }
+
+    /// Completes the interrupted overwrite recorded at the end of the file at `path`, if it can be opened for
+    /// writing and no one else has it open; otherwise leaves it for the next writer. Needs no key.
+    static func completePendingWrite(at path: FilePath) {
+        guard let fd = try? Sys.open(path, .readWrite) else { return }
+        defer { Sys.close(fd) }
+        guard (try? Sys.tryLockExclusive(fd)) == true, var info = try? EncryptedFileInfo.read(fd, path: path) else { return }
+        try? info.completePendingWrite(fd, path: path)
     }
 
     /// What ``createFile(at:mode:)`` made.

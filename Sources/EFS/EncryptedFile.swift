@@ -63,6 +63,11 @@ public final class EncryptedFile: Sendable {
         } catch {
             throw EFSError.format(error, path)
         }
+        var info = info
+        if writable && info.journal != nil {
+            // A crash interrupted an overwrite: finish it before anything reads the blocks it covers.
+            try info.completePendingWrite(fd, path: path)
+        }
         let stored = info.storedDataLength
         guard let available = ContentCipher.plaintextSize(forStoredLength: stored), available >= rec.plaintextSize else {
             throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated: it should hold \(rec.plaintextSize) bytes")
@@ -210,12 +215,44 @@ public final class EncryptedFile: Sendable {
             cipher.seal(block: b, plain, into: &out)
         }
         let at = blocks.lowerBound * UInt64(ContentCipher.storedBlockSize)
-        do throws(Errno) { try Sys.pwriteAll(fd, out, at: dataOffset + Int64(at)) } catch {
-            // An extending write cut short (ENOSPC, EDQUOT) must not leave a partial block past the end.
-            if at + UInt64(out.count) > s.storedLength { try? Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }
-            throw EFSError.system(error, "cannot write", path)
+        try writeStored(&s, out, at: at)
+    }
+
+    /// Puts stored bytes at data-region offset `at`. Bytes that replace existing stored bytes go through a redo
+    /// record (``WriteJournal``), in runs of at most ``WriteJournal/maximumPayload`` bytes, so that a crash in the
+    /// middle of the write (a SIGKILL can stop a write between two pages) leaves each block old or new; bytes past
+    /// the end of the data region are written directly (until the size record covers them they are not data).
+    private func writeStored(_ s: inout State, _ out: [UInt8], at: UInt64) throws(EFSError) {
+        var done = 0
+        while done < out.count {
+            let target = at + UInt64(done)
+            let overwrites = target < s.storedLength
+            let n = overwrites ? min(out.count - done, WriteJournal.maximumPayload) : out.count - done
+            let part = out[done..<(done + n)]
+            let end = max(s.storedLength, target + UInt64(n))
+            var inPlaceStarted = false
+            do throws(Errno) {
+                if overwrites {
+                    // Footer first (one write inside one page), then the payload, then in place, then cut it off.
+                    let record = WriteJournal(target: target, dataEnd: end, payload: Array(part))
+                    let footerAt = record.footerOffset(dataOffset: UInt64(dataOffset))
+                    try Sys.pwriteAll(fd, record.footer(fileID: header.fileID), at: dataOffset + Int64(footerAt))
+                    try Sys.pwriteAll(fd, part, at: dataOffset + Int64(end))
+                    inPlaceStarted = true
+                    try Sys.pwriteAll(fd, part, at: dataOffset + Int64(target))
+                    try Sys.ftruncate(fd, dataOffset + Int64(end))
+                } else {
+                    try Sys.pwriteAll(fd, part, at: dataOffset + Int64(target))
+                }
+            } catch {
+                // A write cut short (ENOSPC, EDQUOT, EIO) must not leave a record or a partial block past the end,
+                // unless the in-place write had begun: then the record stays, and the next writable open redoes it.
+                if !inPlaceStarted { try? Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }
+                throw EFSError.system(error, "cannot write", path)
+            }
+            s.storedLength = end
+            done += n
         }
-        s.storedLength = max(s.storedLength, at + UInt64(out.count))
     }
 
     /// Sets the plaintext size, growing with a hole or shrinking.

@@ -19,7 +19,6 @@ public struct EncryptedFileInfo: Sendable {
     /// The two size-record copies, as stored (bytes 64..<192).
     public var sizeRecordBytes: [UInt8]
 
-    /// Length of the data region.
     /// Length of the data region that holds whole stored blocks. A tail of 1…28 bytes past the last block (what an
     /// extending write interrupted by a full disk or a crash can leave) holds no block and is not counted; writers
     /// trim it (``physicalDataLength`` is the real length).
@@ -29,8 +28,26 @@ public struct EncryptedFileInfo: Sendable {
         return rem > 0 && rem <= UInt64(ContentCipher.overhead) ? physical - rem : physical
     }
 
-    /// Length of the data region as on disk.
-    public var physicalDataLength: UInt64 { UInt64(max(0, backingLength - Int64(header.dataOffset))) }
+    /// Length of the data region as on disk (without a pending write record, which follows it).
+    public var physicalDataLength: UInt64 {
+        journal?.dataEnd ?? UInt64(max(0, backingLength - Int64(header.dataOffset)))
+    }
+
+    /// The redo record of an in-place overwrite that a crash interrupted (``WriteJournal``), if the file ends with
+    /// one. Opening the file for writing completes the write (or drops a torn record); until then the blocks it
+    /// covers may fail authentication.
+    public var journal: WriteJournal?
+
+    /// Finds a redo record at the end of the backing file (`Documentation/file-format.md` §5.4).
+    static func pendingJournal(_ fd: FileDescriptor, header: FileHeader, fileID: FileID, backingLength: Int64) throws(Errno) -> WriteJournal? {
+        let dataOffset = UInt64(header.dataOffset)
+        let region = UInt64(max(0, backingLength - Int64(dataOffset)))
+        guard region > UInt64(WriteJournal.footerSize) else { return nil }
+        let footer = try Sys.pread(fd, count: WriteJournal.footerSize, at: backingLength - Int64(WriteJournal.footerSize))
+        guard let record = WriteJournal.footer(footer, regionLength: region, dataOffset: dataOffset) else { return nil }
+        let payload = try Sys.pread(fd, count: record.length, at: Int64(dataOffset + record.dataEnd))
+        return record.withPayload(payload, footer: footer, fileID: fileID)
+    }
 
     /// Reads and checks the structure of an encrypted file.
     public static func read(_ fd: FileDescriptor, path: FilePath?) throws(EFSError) -> EncryptedFileInfo {
@@ -65,10 +82,25 @@ public struct EncryptedFileInfo: Sendable {
             // A 1…28-byte tail past the last whole block is a torn extension and is ignored (see storedDataLength);
             // whether the blocks before it are enough is decided against the authenticated size record.
             _ = stored
+            let journal = try pendingJournal(fd, header: header, fileID: header.fileID, backingLength: st.size)
             return EncryptedFileInfo(
                 header: header, metadata: metadata, metadataBody: best.body, metadataGeneration: best.gen,
-                activeSlot: best.slot, backingLength: st.size, sizeRecordBytes: Array(head[64..<192]))
+                activeSlot: best.slot, backingLength: st.size, sizeRecordBytes: Array(head[64..<192]), journal: journal)
         }
+    }
+
+    /// Completes the interrupted overwrite of ``journal`` on `fd` (open for writing, under the exclusive lock):
+    /// the stored bytes go in place again, then the record is cut off.
+    mutating func completePendingWrite(_ fd: FileDescriptor, path: FilePath?) throws(EFSError) {
+        guard let j = journal else { return }
+        let dataOffset = Int64(header.dataOffset)
+        try mapErrors(path, "cannot complete an interrupted write") {
+            // An intact payload is put in place again; a torn one means the in-place write had not begun.
+            if let payload = j.payload { try Sys.pwriteAll(fd, payload, at: dataOffset + Int64(j.target)) }
+            try Sys.ftruncate(fd, dataOffset + Int64(j.dataEnd))
+        }
+        backingLength = dataOffset + Int64(j.dataEnd)
+        journal = nil
     }
 
     /// Whether the file at `fd` starts with the encrypted-file magic.

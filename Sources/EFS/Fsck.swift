@@ -10,11 +10,12 @@ import SystemPackage
 /// Without keys it checks each file's header, metadata slots, key lists and the layout of its data region. With a
 /// session (`--keys`) it also unwraps each file's FEK and authenticates every block and both size records. It
 /// reports each problem with the file name and, for blocks, the plaintext byte range. `repair` removes temporary
-/// litter left by a crash (`.NAME.efs-tmp-XXXX`) and nothing else: it never deletes or changes user data.
+/// litter left by a crash (`.NAME.efs-tmp-XXXX`) and completes overwrites a crash interrupted (from their redo
+/// records), and nothing else: it never deletes or changes data the user wrote.
 public struct FileSystemCheck: Sendable {
     /// One finding.
     public struct Problem: Sendable, CustomStringConvertible {
-        public enum Kind: String, Sendable { case corrupt, authentication, noKey, litter, unreadable }
+        public enum Kind: String, Sendable { case corrupt, authentication, noKey, litter, unreadable, interruptedWrite }
         public var path: FilePath
         public var kind: Kind
         public var message: String
@@ -27,6 +28,8 @@ public struct FileSystemCheck: Sendable {
         public var blocksAuthenticated: UInt64 = 0
         public var problems: [Problem] = []
         public var litterRemoved: [FilePath] = []
+        /// Files whose interrupted overwrite `repair` completed from its redo record.
+        public var writesCompleted: [FilePath] = []
         public var isClean: Bool { problems.isEmpty }
     }
 
@@ -83,10 +86,24 @@ public struct FileSystemCheck: Sendable {
         defer { Sys.close(fd) }
         guard EncryptedFileInfo.hasMagic(fd) else { return }
         report.encryptedFiles += 1
-        let info: EncryptedFileInfo
+        var info: EncryptedFileInfo
         do { info = try EncryptedFileInfo.read(fd, path: nil) } catch {
             report.problems.append(Problem(path: path, kind: .corrupt, message: error.message))
             return
+        }
+        if info.journal != nil {
+            // A crash interrupted an in-place overwrite (file-format.md §5.4). Completing it restores the state
+            // the write left (or drops a torn record): it changes no data the user wrote.
+            if repair {
+                EFSSession.completePendingWrite(at: path)
+                if let again = try? EncryptedFileInfo.read(fd, path: nil), again.journal == nil {
+                    info = again
+                    report.writesCompleted.append(path)
+                }
+            }
+            if info.journal != nil {
+                report.problems.append(Problem(path: path, kind: .interruptedWrite, message: "an overwrite interrupted by a crash is pending: opening the file, or efs fsck --repair, completes it"))
+            }
         }
         // Both slots: a valid one that is not the active one is expected only between the two writes of a flip.
         if let session {

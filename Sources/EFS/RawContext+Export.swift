@@ -23,7 +23,12 @@ extension RawContext {
     }
 
     func plan(_ fd: FileDescriptor) throws(EFSError) -> ExportPlan {
-        let info = try EncryptedFileInfo.read(fd, path: path)
+        var info = try EncryptedFileInfo.read(fd, path: path)
+        if info.journal != nil {
+            // A crash interrupted an overwrite: complete it (needs no key) so the stream carries whole blocks. On a
+            // descriptor opened read-only this fails, and the export carries the blocks as they are.
+            try? info.completePendingWrite(fd, path: path)
+        }
         let meta = RawMetadata(header: info.header, sizeRecordBytes: info.sizeRecordBytes, metadataBody: info.metadataBody, metadata: info.metadata)
         var prefix = RawStreamEncoder.header() + RawStreamEncoder.streamHeader(RawStreamHeader(kind: .metadata)) + RawStreamEncoder.metadataSegment(meta.encoded())
         var length = UInt64(prefix.count)

@@ -212,7 +212,7 @@ public struct ContentCipher: Sendable {
 
 /// Seals the value of an encrypted extended attribute (a named stream): AES-256-GCM under the FEK's stream key,
 /// random 96-bit nonce, associated data `"EFS1XATTR\0" ‖ file id ‖ UTF-8 name`, stored as `nonce ‖ ct ‖ tag`.
-/// Binding the name means a value moved to another attribute, or to another file, fails. `file-format.md` §5.4.
+/// Binding the name means a value moved to another attribute, or to another file, fails. `file-format.md` §5.5.
 public struct NamedStreamCipher: Sendable {
     /// Largest value accepted (the Linux xattr value limit is 64 KiB; the stored form adds 28 bytes).
     public static let maximumValueSize = 65_536 - ContentCipher.overhead

@@ -131,15 +131,7 @@ public enum Sys {
 
     /// Writes all of `bytes` at `offset`.
     public static func pwriteAll(_ fd: FileDescriptor, _ bytes: some ContiguousCollection<UInt8>, at offset: Int64) throws(Errno) {
-        FaultInjection.check(.write)
-        var done = 0
-        let count = bytes.count
-        while done < count {
-            let n = try bytes.withUnsafeBytesCompat { raw in
-                valueOrErrno { Glibc.pwrite(fd.rawValue, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            }.get()
-            done += n
-        }
+        try bytes.withUnsafeBytesCompat { raw throws(Errno) in try pwriteAll(fd, from: raw, at: offset) }
     }
 
     /// Reads up to `count` bytes from the current position (pipes, terminals).
@@ -758,6 +750,11 @@ extension Sys {
     public static func pwriteAll(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) {
         FaultInjection.check(.write)
         guard let base = buffer.baseAddress else { return }
+        if let keep = FaultInjection.tornLength(offset: offset, count: buffer.count) {
+            // The torn-write seam: what a SIGKILL between two pages of one write(2) leaves, then the "kill".
+            _ = Glibc.pwrite(fd.rawValue, base, keep, off_t(offset))
+            FaultInjection.exitNow()
+        }
         var done = 0
         while done < buffer.count {
             // Invariant: `done < buffer.count`, so the pointer stays inside `buffer`.

@@ -35,8 +35,10 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 }
 
 /// A crash-injection seam for tests: when `EFS_CRASH_AT=KIND:N` is set (KIND one of `write`, `fsync`, `rename`,
-/// `truncate`, or `any`), the process exits with status 86 immediately before the Nth such call, as if killed. Release
-/// builds ignore the variable.
+/// `truncate`, or `any`), the process exits with status 86 immediately before the Nth such call, as if killed.
+/// `EFS_CRASH_AT=tear:N` instead lets the Nth positioned write (`pwrite`) of more than one page put down only the
+/// bytes up to its first page boundary, then exits: the torn write a SIGKILL can leave, since Linux checks for fatal
+/// signals between the pages of one write. Release builds ignore the variable.
 public enum FaultInjection {
     public static let exitStatus: Int32 = 86
 
@@ -48,7 +50,25 @@ public enum FaultInjection {
         return (String(parts[0]), n)
     }()
     static let count = Atomic<Int>(0)
+    static let tornCount = Atomic<Int>(0)
     #endif
+
+    /// For the torn-write seam: how many leading bytes of a write of `count` bytes at `offset` to put down before
+    /// the crash, or nil if this write is not the one to tear. Only writes that cross a 4 KiB boundary count.
+    static func tornLength(offset: Int64, count: Int) -> Int? {
+        #if DEBUG
+        guard let t = target, t.kind == "tear" else { return nil }
+        let page: Int64 = 4096
+        let firstBoundary = (offset / page + 1) * page
+        guard firstBoundary < offset + Int64(count) else { return nil }
+        let n = tornCount.add(1, ordering: .relaxed).newValue
+        return n == t.n ? Int(firstBoundary - offset) : nil
+        #else
+        return nil
+        #endif
+    }
+
+    static func exitNow() -> Never { _exit(exitStatus) }
 
     @inline(__always)
     static func check(_ point: FaultPoint) {

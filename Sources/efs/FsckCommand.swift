@@ -35,6 +35,7 @@ struct FsckCommand: ParsableCommand {
             let report = check.check(root)
             for p in report.problems { print("\(p.path): \(p.message)") }
             for r in report.litterRemoved { print("removed \(r)") }
+            for r in report.writesCompleted { print("completed an interrupted write in \(r)") }
             var line = "\(report.filesChecked) files, \(report.encryptedFiles) encrypted"
             if keys { line += ", \(report.blocksAuthenticated) blocks authenticated" }
             line += ", \(report.problems.count) problem\(report.problems.count == 1 ? "" : "s")"

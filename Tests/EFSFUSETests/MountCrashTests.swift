@@ -80,6 +80,49 @@ struct MountCrashTests {
         #expect(check.status == 0, "efs fsck after the crash: \(check.stdout) \(check.stderr)")
     }
 
+    @Test("a write torn between two pages when the daemon dies leaves each block old or new", .enabled(if: FaultInjection.isAvailable))
+    func tornWrites() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let bs = ContentCipher.blockSize
+        let old = TestFiles.bytes(300_000, seed: 21)
+        let new = TestFiles.bytes(300_000, seed: 22)
+        var torn = 0
+        // Each overwrite puts down a redo record (footer, then payload) and then the bytes in place; the writes
+        // that cross a page are the payload and the in-place write, so odd n tear a payload, even n an in-place write.
+        for n in 1...8 {
+            try writeSynced(m.m("secret/t.bin"), old)
+            m.unmount()
+            m.daemonEnvironment = ["EFS_CRASH_AT": "tear:\(n)"]
+            try m.start()
+            m.daemonEnvironment = [:]
+            // Overwrite in place in 64 KiB writes until the daemon dies at its nth write that crosses a page.
+            if let fd = try? Sys.open(m.m("secret/t.bin"), .readWrite) {
+                var off = 0
+                while off < new.count, (try? Sys.pwriteAll(fd, new[off..<min(new.count, off + 65_536)], at: Int64(off))) != nil {
+                    off += 65_536
+                }
+                Sys.close(fd)
+            }
+            m.kill()
+            try m.start()
+            let now: [UInt8]
+            do { now = try F.read(m.m("secret/t.bin")) } catch {
+                Issue.record("tear \(n): the file is unreadable after a torn write (\(error)); log: \(m.log)")
+                continue
+            }
+            #expect(now.count == old.count, "tear \(n): size")
+            for start in stride(from: 0, to: now.count, by: bs) {
+                let end = min(now.count, start + bs)
+                let isOld = now[start..<end].elementsEqual(old[start..<end])
+                let isNew = now[start..<end].elementsEqual(new[start..<end])
+                #expect(isOld || isNew, "tear \(n): block at \(start) is neither old nor new")
+            }
+            torn += 1
+        }
+        #expect(torn == 8)
+    }
+
     private func writeSynced(_ path: FilePath, _ bytes: [UInt8]) throws {
         let fd = try Sys.open(path, [.writeOnly, .create, .truncate], mode: [.ownerReadWrite])
         defer { Sys.close(fd) }

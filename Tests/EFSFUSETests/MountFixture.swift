@@ -47,6 +47,8 @@ final class MountedVolume: @unchecked Sendable {
     private var process = Process()
     private var unmounted = false
     private var options: [String] = []
+    /// Extra environment of the daemon for the next ``start()`` (e.g. `EFS_CRASH_AT`).
+    var daemonEnvironment: [String: String] = [:]
 
     init(options: [String] = []) throws {
         alice = try TestUser("alice", in: dir)
@@ -75,6 +77,7 @@ final class MountedVolume: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env["EFS_HOME"] = alice.store.root.string
         env.removeValue(forKey: "EFS_PASSPHRASE_FILE")
+        for (k, v) in daemonEnvironment { env[k] = v }
         process.environment = env
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice

@@ -287,6 +287,66 @@ struct RandomAccessTests {
         }
     }
 
+    @Test("an overwrite torn by a crash is redone from its record, by a writer or a reader", arguments: [false, true])
+    func redo(readerCompletes: Bool) throws {
+        let f = try Fixture()
+        let old = TestFiles.bytes(50_000, seed: 31)
+        let new = TestFiles.bytes(20_000, seed: 32)
+        let p = f.file("j.bin", old)
+        try f.alice.session.encryptFile(at: p)
+        // What the writer would put in place for new bytes at 8192: re-sealed blocks 2…6 (the last one partial).
+        let writer = try f.alice.session.open(at: p, writable: true)
+        try writer.write(new, at: 8192)
+        try writer.close()
+        let after = TestFiles.read(p)
+        let fd = try Sys.open(p, .readWrite)
+        let info = try EncryptedFileInfo.read(fd, path: p)
+        let dataOffset = UInt64(info.header.dataOffset)
+        let sbs = UInt64(ContentCipher.storedBlockSize)
+        let target = 2 * sbs
+        let payload = Array(after[Int(dataOffset + target)..<Int(dataOffset + 7 * sbs)])
+        let end = info.physicalDataLength
+        let record = WriteJournal(target: target, dataEnd: end, payload: payload)
+        try Sys.pwriteAll(fd, record.footer(fileID: info.header.fileID), at: Int64(dataOffset + record.footerOffset(dataOffset: dataOffset)))
+        try Sys.pwriteAll(fd, payload, at: Int64(dataOffset + end))
+        // The in-place write torn at a page boundary: new bytes up to it, garbage (old file's bytes) after.
+        let tearAt = ((dataOffset + target) / 4096 + 2) * 4096
+        try Sys.pwriteAll(fd, [UInt8](repeating: 0xA5, count: 3000), at: Int64(tearAt))
+        Sys.close(fd)
+        var expected = old
+        expected.replaceSubrange(8192..<28_192, with: new)
+        if readerCompletes {
+            let r = try f.alice.session.open(at: p)
+            #expect(try r.read(at: 0, count: 100_000) == expected, "a reader completes the write first")
+            try r.close()
+        } else {
+            let w = try f.alice.session.open(at: p, writable: true)
+            #expect(try w.read(at: 0, count: 100_000) == expected, "a writer completes the write first")
+            try w.close()
+        }
+        #expect(TestFiles.read(p) == after, "the record is gone and the file is as the uninterrupted write left it")
+    }
+
+    @Test("a record torn before its payload was complete is dropped, and the old data stays")
+    func tornRecord() throws {
+        let f = try Fixture()
+        let old = TestFiles.bytes(30_000, seed: 33)
+        let p = f.file("k.bin", old)
+        try f.alice.session.encryptFile(at: p)
+        let before = TestFiles.read(p)
+        let fd = try Sys.open(p, .readWrite)
+        let info = try EncryptedFileInfo.read(fd, path: p)
+        let dataOffset = UInt64(info.header.dataOffset)
+        let record = WriteJournal(target: 0, dataEnd: info.physicalDataLength, payload: [UInt8](repeating: 7, count: 8248))
+        try Sys.pwriteAll(fd, record.footer(fileID: info.header.fileID), at: Int64(dataOffset + record.footerOffset(dataOffset: dataOffset)))
+        try Sys.pwriteAll(fd, [UInt8](repeating: 7, count: 5000), at: Int64(dataOffset + info.physicalDataLength))  // torn payload
+        Sys.close(fd)
+        let r = try f.alice.session.open(at: p)
+        #expect(try r.read(at: 0, count: 100_000) == old)
+        try r.close()
+        #expect(TestFiles.read(p) == before, "the torn record is cut off")
+    }
+
     @Test("deferred size updates are published by sync and close")
     func deferred() throws {
         let f = try Fixture()

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// This file is part of swift-efs. See LICENSE for details.
+
+import Crypto
+
+/// The redo record that makes an in-place overwrite of stored blocks atomic per block against a process crash.
+///
+/// Linux checks for fatal signals between the pages of one `write(2)`, so a SIGKILL can leave a write that spans
+/// pages half done; every 4124-byte stored block spans two pages, so such a tear would leave a block that fails
+/// authentication. Before overwriting existing stored bytes, a writer puts this record past the end of the data
+/// region, then writes the bytes in place, then truncates the record away. Layout (`Documentation/file-format.md`
+/// §5.4), from data offset `dataEnd` to the end of the file:
+///
+///     payload (length bytes: the stored bytes, as they go in place)
+///     padding (0…4095 zero bytes, so that the footer does not cross a 4 KiB boundary of the file)
+///     footer (48): magic "EFS1RDO\0" ‖ u64 target ‖ u64 length ‖ u64 dataEnd ‖ checksum (16)
+///
+/// The writer puts the footer down first, in one write inside one page (which no signal can tear), then the
+/// payload, then the bytes in place, then truncates the file back to `dataEnd`. So any crash leaves either no
+/// footer (nothing changed yet), or a footer saying where the data region ends: with an intact payload (checksum
+/// good) the write is redone; with a torn one the in-place write had not started and the record is just dropped.
+///
+/// `target` is the payload's offset in the data region; `dataEnd` the length of the data region once the write is
+/// done. The checksum is the first 16 bytes of SHA-256 over the file id, the first 32 footer bytes and the payload:
+/// it detects a torn payload and binds the record to its file. It is not a MAC: the payload is stored blocks, each
+/// authenticated on its own when read.
+public struct WriteJournal: Sendable, Equatable {
+    public static let magic: [UInt8] = Array("EFS1RDO".utf8) + [0]
+    public static let footerSize = 48
+    static let page: UInt64 = 4096
+    /// The largest payload a writer puts in one record (the writer splits bigger overwrites).
+    public static let maximumPayload = 256 * ContentCipher.storedBlockSize
+
+    public var target: UInt64
+    public var length: Int
+    public var dataEnd: UInt64
+    /// The bytes to put in place; nil when the record was torn before its payload was complete.
+    public var payload: [UInt8]?
+
+    public init(target: UInt64, dataEnd: UInt64, payload: [UInt8]) {
+        self.target = target
+        self.length = payload.count
+        self.dataEnd = dataEnd
+        self.payload = payload
+    }
+
+    init(target: UInt64, length: Int, dataEnd: UInt64, payload: [UInt8]?) {
+        self.target = target
+        self.length = length
+        self.dataEnd = dataEnd
+        self.payload = payload
+    }
+
+    /// Zero bytes between payload and footer when the data region starts at file offset `dataOffset`.
+    public func padding(dataOffset: UInt64) -> Int {
+        let footerAt = (dataOffset + dataEnd + UInt64(length)) % Self.page
+        return footerAt + UInt64(Self.footerSize) > Self.page ? Int(Self.page - footerAt) : 0
+    }
+
+    /// Data-region offset of the footer.
+    public func footerOffset(dataOffset: UInt64) -> UInt64 { dataEnd + UInt64(length) + UInt64(padding(dataOffset: dataOffset)) }
+
+    /// The 48-byte footer (its checksum covers the payload).
+    public func footer(fileID: FileID) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(bytes: Self.magic)
+        w.write(target)
+        w.write(UInt64(length))
+        w.write(dataEnd)
+        let head = w.bytes
+        return head + Self.checksum(fileID: fileID, head: head, payload: payload ?? [])
+    }
+
+    static func checksum(fileID: FileID, head: [UInt8], payload: [UInt8]) -> [UInt8] {
+        var h = SHA256()
+        h.update(data: fileID.bytes)
+        h.update(data: head)
+        h.update(data: payload)
+        return Array(h.finalize().prefix(16))
+    }
+
+    /// The record whose footer is `footer` (the last 48 bytes of a data region of `regionLength` bytes starting at
+    /// file offset `dataOffset`), if it is a well-formed footer of a record that ends the region; the payload is
+    /// not read yet (nil).
+    public static func footer(_ footer: some Collection<UInt8>, regionLength: UInt64, dataOffset: UInt64) -> WriteJournal? {
+        let f = Array(footer)
+        guard f.count == footerSize, Array(f[0..<8]) == magic else { return nil }
+        let target = UInt64.littleEndian(f[8..<16])
+        let length = UInt64.littleEndian(f[16..<24])
+        let dataEnd = UInt64.littleEndian(f[24..<32])
+        guard length > 0, length <= UInt64(maximumPayload), target <= dataEnd, length <= dataEnd - target,
+              dataEnd <= regionLength, regionLength - dataEnd >= length + UInt64(footerSize)
+        else { return nil }
+        let record = WriteJournal(target: target, length: Int(length), dataEnd: dataEnd, payload: nil)
+        guard record.footerOffset(dataOffset: dataOffset) + UInt64(footerSize) == regionLength else { return nil }
+        return record
+    }
+
+    /// This record with its payload, if `payload` (the `length` bytes at `dataEnd`) matches the footer's checksum;
+    /// else this record without one (torn).
+    public func withPayload(_ payload: [UInt8], footer: [UInt8], fileID: FileID) -> WriteJournal {
+        var r = self
+        let good = payload.count == length && footer.count == Self.footerSize
+            && constantTimeEquals(Array(footer[32...]), Self.checksum(fileID: fileID, head: Array(footer[0..<32]), payload: payload))
+        r.payload = good ? payload : nil
+        return r
+    }
+}
