@@ -73,6 +73,24 @@ public enum TestFiles {
         return a.withUnsafeBytes { x in b.withUnsafeBytes { y in x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
     }
 
+    /// Whether `needle` occurs in `haystack` (memchr/memcmp, fast in debug builds too).
+    public static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        return haystack.withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in
+                var i = 0
+                let last = h.count - n.count
+                while i <= last {
+                    guard let p = memchr(h.baseAddress! + i, Int32(n[0]), last - i + 1) else { return false }
+                    let at = h.baseAddress!.distance(to: UnsafeRawPointer(p))
+                    if memcmp(h.baseAddress! + at, n.baseAddress!, n.count) == 0 { return true }
+                    i = at + 1
+                }
+                return false
+            }
+        }
+    }
+
     /// Flips one bit of a file in place.
     public static func flipBit(_ path: FilePath, at offset: Int, bit: Int = 0) {
         var b = read(path)

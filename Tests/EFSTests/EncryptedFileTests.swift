@@ -190,13 +190,7 @@ struct EncryptDecryptTests {
     }
 }
 
-func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
-    guard needle.count <= hay.count else { return false }
-    for i in 0...(hay.count - needle.count) where hay[i] == needle[0] && Array(hay[i..<(i + needle.count)]) == needle {
-        return true
-    }
-    return false
-}
+func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool { TestFiles.contains(hay, needle) }
 
 @Suite("EncryptedFile random access")
 struct RandomAccessTests {
