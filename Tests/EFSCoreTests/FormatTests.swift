@@ -182,6 +182,45 @@ struct FileMetadataTests {
         #expect(throws: FormatError(.malformed, "")) { try FileMetadata(decoding: z.bytes) }
     }
 
+    /// Metadata with one user entry whose length fields are `t`, `c` and `w` (thumbprint, certificate, wrapped key),
+    /// the declared lengths backed by that many bytes so that only the limit can refuse it.
+    static func entry(thumbprint t: Int, certificate c: Int, wrapped wl: Int, ddf: Int = 1, drf: Int = 0) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(UInt16(1)); w.write(UInt16(0)); w.write(bytes: FileID.random().bytes)
+        w.write(UInt16(ddf)); w.write(UInt16(drf))
+        w.write(UInt8(1))  // RSA-OAEP-SHA256
+        w.write(UInt8(truncatingIfNeeded: t)); w.writeZeros(min(t, 255))
+        w.write(UInt32(c)); w.writeZeros(c)
+        w.write(UInt16(truncatingIfNeeded: wl)); w.writeZeros(wl)
+        w.writeZeros(32)  // MAC
+        return w.bytes
+    }
+
+    @Test("every named maximum of the metadata is enforced: one above it is limitExceeded, at it the next check runs")
+    func everyMetadataLimit() throws {
+        let over = FormatError(.limitExceeded, "")
+        // Thumbprint: 100 is the maximum (then refused as not 20 bytes), 101 is over.
+        #expect(throws: over) { try FileMetadata(decoding: Self.entry(thumbprint: Limits.maximumThumbprintSize + 1, certificate: 1, wrapped: 1)) }
+        #expect(throws: FormatError(.malformed, "")) { try FileMetadata(decoding: Self.entry(thumbprint: Limits.maximumThumbprintSize, certificate: 1, wrapped: 1)) }
+        // Certificate: 32 KiB; one byte more is over (checked before reading it).
+        #expect(throws: over) { try FileMetadata(decoding: Self.entry(thumbprint: 20, certificate: Limits.maximumCertificateSize + 1, wrapped: 1)) }
+        #expect(throws: FormatError(.malformed, "")) { try FileMetadata(decoding: Self.entry(thumbprint: 20, certificate: Limits.maximumCertificateSize, wrapped: 1)) }
+        // Wrapped key: 1024 bytes.
+        #expect(throws: over) { try FileMetadata(decoding: Self.entry(thumbprint: 20, certificate: 10, wrapped: Limits.maximumWrappedKeySize + 1)) }
+        #expect(throws: FormatError(.malformed, "")) { try FileMetadata(decoding: Self.entry(thumbprint: 20, certificate: 10, wrapped: Limits.maximumWrappedKeySize)) }
+        // Entries per list: 500 in the DDF and in the DRF.
+        #expect(throws: over) { try FileMetadata(decoding: Self.entry(thumbprint: 20, certificate: 10, wrapped: 1, ddf: Limits.maximumEntriesPerList + 1)) }
+        #expect(throws: over) { try FileMetadata(decoding: Self.entry(thumbprint: 20, certificate: 10, wrapped: 1, drf: Limits.maximumEntriesPerList + 1)) }
+        // The whole body: 4 MiB.
+        #expect(throws: over) { try FileMetadata(decoding: [UInt8](repeating: 0, count: Limits.maximumMetadataSize + 1)) }
+        // (The slot capacity of the header is checked in the header suite, `slotLimit`.)
+        // Key files (PEM, PKCS#8, PKCS#12): 1 MiB.
+        let big = [UInt8](repeating: 0x41, count: Limits.maximumKeyFileSize + 1)
+        #expect(throws: over) { try PrivateKeyFile.decode(big, passphrase: { Passphrase(Array("x".utf8)) }).pkcs8DER() }
+        #expect(throws: over) { try PKCS12File(bytes: big, passphrase: Passphrase(Array("x".utf8))) }
+        #expect(throws: over) { try EFSCertificate(pemOrDER: big) }
+    }
+
     @Test("a metadata slot detects torn writes with its checksum")
     func slot() throws {
         let (m, fek) = try make()
