@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "EFS",
             dependencies: [
-                "EFSCore", "EFSRawStream", "EFSSystem", "EFSArchive",
+                "EFSCore", "EFSRawStream", "EFSSystem", "EFSArchive", "EFSWindows",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "efs",
             dependencies: [
-                "EFS", "EFSCore", "EFSRawStream", "EFSSystem", "EFSFUSE",
+                "EFS", "EFSCore", "EFSRawStream", "EFSSystem", "EFSFUSE", "EFSWindows",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -96,7 +96,9 @@ let package = Package(
         .testTarget(name: "EFSSystemTests", dependencies: ["EFSSystem", "EFSTestSupport"]),
         .testTarget(
             name: "EFSTests",
-            dependencies: ["EFS", "EFSCore", "EFSSystem", "EFSTestSupport", "EFSArchive", "EFSRawStream"],
+            dependencies: [
+                "EFS", "EFSCore", "EFSSystem", "EFSTestSupport", "EFSArchive", "EFSRawStream", "EFSWindows",
+            ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -82,28 +82,8 @@ extension EFSSession {
     /// Creates an empty encrypted file at `path` atomically (temporary name, then rename).
     @discardableResult
     func writeNewEncryptedFile(at path: FilePath, fek: FileEncryptionKey, metadata: FileMetadata, mode: UInt32, replace: Bool) throws(EFSError) -> FileHeader {
-        let tmp = TemporaryName.beside(path)
-        let fd: FileDescriptor
-        do { fd = try Sys.open(tmp, [.readWrite, .create, .exclusive], mode: FilePermissions(rawValue: CModeT(mode & 0o7777))) } catch {
-            throw EFSError.system(error, "cannot create", path)
-        }
-        var closed = false
-        do {
-            let header = try EncryptedFile.writeNewFileStructure(fd, fek: fek, metadata: metadata, path: path)
-            try mapErrors(path, "cannot create") {
-                try Sys.fchmod(fd, mode & 0o7777)
-                try Sys.fsync(fd)
-                Sys.close(fd)
-                closed = true
-                if replace { try Sys.rename(tmp, path) } else { try Sys.renameNoReplace(tmp, path) }
-            }
-            FileIO.syncDirectory(path.removingLastComponent())
-            return header
-        } catch {
-            // Never close twice: another thread may already own the same descriptor number.
-            if !closed { Sys.close(fd) }
-            try? Sys.unlink(tmp)
-            throw error
+        try AtomicOutput.write(path, mode: mode, replace: replace) { (fd) throws(EFSError) in
+            try EncryptedFile.writeNewFileStructure(fd, fek: fek, metadata: metadata, path: path)
         }
     }
 

@@ -55,21 +55,24 @@ public struct EFSCertificate: Sendable, Hashable {
 
     /// Parses the first `CERTIFICATE` in a PEM text, or DER bytes.
     public init(pemOrDER bytes: [UInt8]) throws(FormatError) {
+        try self.init(der: Self.derBytes(pemOrDER: bytes))
+    }
+
+    /// The DER of the first `CERTIFICATE` in a PEM text, or `bytes` themselves when they are not PEM. Not parsed
+    /// further (Windows EFS certificates with 1024-bit RSA keys are not ``EFSCertificate``s, but have thumbprints).
+    public static func derBytes(pemOrDER bytes: [UInt8]) throws(FormatError) -> [UInt8] {
         guard bytes.count <= Limits.maximumKeyFileSize else {
             throw .limitExceeded("certificate file", value: UInt64(bytes.count), maximum: Limits.maximumKeyFileSize)
         }
-        if let text = String(validating: bytes, as: UTF8.self), text.contains("-----BEGIN") {
-            let docs: [PEMDocument]
-            do { docs = try PEMDocument.parseMultiple(pemString: text) } catch {
-                throw .malformed("not valid PEM: \(error)")
-            }
-            guard let doc = docs.first(where: { $0.discriminator == "CERTIFICATE" }) else {
-                throw .malformed("no CERTIFICATE block in the PEM text")
-            }
-            try self.init(der: doc.derBytes)
-        } else {
-            try self.init(der: bytes)
+        guard let text = String(validating: bytes, as: UTF8.self), text.contains("-----BEGIN") else { return bytes }
+        let docs: [PEMDocument]
+        do { docs = try PEMDocument.parseMultiple(pemString: text) } catch {
+            throw .malformed("not valid PEM: \(error)")
         }
+        guard let doc = docs.first(where: { $0.discriminator == "CERTIFICATE" }) else {
+            throw .malformed("no CERTIFICATE block in the PEM text")
+        }
+        return doc.derBytes
     }
 
     public var pem: String {

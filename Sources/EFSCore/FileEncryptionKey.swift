@@ -108,6 +108,12 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Upper-case hex in groups of four digits, e.g. `1A2B 3C4D …`: the form `cipher /c` prints thumbprints in.
+    public static func grouped(_ bytes: some Sequence<UInt8>) -> String {
+        let h = Array(encode(bytes, uppercase: true))
+        return stride(from: 0, to: h.count, by: 4).map { String(h[$0..<min($0 + 4, h.count)]) }.joined(separator: " ")
+    }
+
     /// Decodes hex, ignoring spaces and colons. Returns nil on any other character or an odd digit count.
     public static func decode(_ text: String) -> [UInt8]? {
         var out: [UInt8] = []

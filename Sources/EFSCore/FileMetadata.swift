@@ -203,10 +203,7 @@ public struct Thumbprint: Hashable, Sendable, CustomStringConvertible, Comparabl
     public var hex: String { Hex.encode(bytes, uppercase: true) }
 
     /// The form `cipher /c` prints: upper-case hex in groups of four digits, e.g. `1A2B 3C4D …`.
-    public var description: String {
-        let h = Array(hex)
-        return stride(from: 0, to: h.count, by: 4).map { String(h[$0..<min($0 + 4, h.count)]) }.joined(separator: " ")
-    }
+    public var description: String { Hex.grouped(bytes) }
 
     public static func < (a: Thumbprint, b: Thumbprint) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
 }

@@ -90,26 +90,35 @@ public enum PrivateKeyFile {
 
     /// Decodes a private key file.
     ///
-    /// - Parameter passphrase: called only when the key is encrypted.
+    /// - Parameters:
+    ///   - passphrase: called only when the key is encrypted.
+    ///   - legacyRSA: accept only RSA keys, of 1024 bits or more (``UserPrivateKey/parseLegacyRSA(der:)``), as
+    ///     Windows EFS data needs; otherwise the keys ``UserPrivateKey/parse(der:)`` accepts.
     /// - Throws: ``FormatError/authenticationFailed`` for a wrong passphrase; other codes for malformed files.
-    public static func decode(_ bytes: [UInt8], passphrase: () throws -> Passphrase) throws -> UserPrivateKey {
+    public static func decode(
+        _ bytes: [UInt8], legacyRSA: Bool = false, passphrase: () throws -> Passphrase
+    ) throws -> UserPrivateKey {
         guard bytes.count <= Limits.maximumKeyFileSize else {
             throw FormatError.limitExceeded("key file", value: UInt64(bytes.count), maximum: Limits.maximumKeyFileSize)
         }
         guard let text = String(validating: bytes, as: UTF8.self), text.contains("-----BEGIN") else {
-            return try UserPrivateKey.parse(der: bytes)
+            return try parseKey(bytes, legacyRSA: legacyRSA)
         }
         let docs: [PEMDocument]
         do { docs = try PEMDocument.parseMultiple(pemString: text) } catch {
             throw FormatError.malformed("not valid PEM: \(error)")
         }
         if let doc = docs.first(where: { $0.discriminator == "ENCRYPTED PRIVATE KEY" }) {
-            return try decrypt(doc.derBytes, passphrase: passphrase())
+            return try decrypt(doc.derBytes, passphrase: passphrase(), legacyRSA: legacyRSA)
         }
         if let doc = docs.first(where: { ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY"].contains($0.discriminator) }) {
-            return try UserPrivateKey.parse(der: doc.derBytes)
+            return try parseKey(doc.derBytes, legacyRSA: legacyRSA)
         }
         throw FormatError.malformed("no private key block in the PEM text")
+    }
+
+    static func parseKey(_ der: [UInt8], legacyRSA: Bool) throws(FormatError) -> UserPrivateKey {
+        legacyRSA ? try UserPrivateKey.parseLegacyRSA(der: der) : try UserPrivateKey.parse(der: der)
     }
 
     /// The parameters and ciphertext of a PBES2-encrypted key (shared with PKCS#12: ``PBES2``).
@@ -142,11 +151,11 @@ public enum PrivateKeyFile {
         }
     }
 
-    static func decrypt(_ der: [UInt8], passphrase: Passphrase) throws -> UserPrivateKey {
-        try decrypt(try parseEncryptedInfo(der), passphrase: passphrase)
+    static func decrypt(_ der: [UInt8], passphrase: Passphrase, legacyRSA: Bool = false) throws -> UserPrivateKey {
+        try decrypt(try parseEncryptedInfo(der), passphrase: passphrase, legacyRSA: legacyRSA)
     }
 
-    static func decrypt(_ p: PBES2Parameters, passphrase: Passphrase) throws -> UserPrivateKey {
+    static func decrypt(_ p: PBES2Parameters, passphrase: Passphrase, legacyRSA: Bool = false) throws -> UserPrivateKey {
         var plain: [UInt8]
         do {
             plain = try passphrase.withBytes { pw throws(FormatError) in
@@ -158,10 +167,22 @@ public enum PrivateKeyFile {
         }
         defer { Zeroing.clear(&plain) }
         do {
-            return try UserPrivateKey.parse(der: plain)
+            return try parseKey(plain, legacyRSA: legacyRSA)
         } catch {
+            // A key of a kind the caller does not take (an EC key where RSA is needed) is no passphrase problem.
+            if legacyRSA, isKey(plain) { throw error }
             // CBC padding can pass by chance with a wrong passphrase; the DER then does not parse.
             throw FormatError(.authenticationFailed, "wrong passphrase (or a damaged key file)")
+        }
+    }
+
+    /// Whether `der` is a private key ``UserPrivateKey/parse(der:)`` takes.
+    static func isKey(_ der: [UInt8]) -> Bool {
+        do {
+            _ = try UserPrivateKey.parse(der: der)
+            return true
+        } catch {
+            return false
         }
     }
 }

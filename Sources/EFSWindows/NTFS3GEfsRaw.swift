@@ -43,8 +43,13 @@ public enum NTFS3GEfsRaw {
         guard let rounded = WindowsEFS.roundedToUnit(size), UInt64(ciphertext.count) == rounded else {
             throw FormatError(.malformed, "\(ciphertext.count) ciphertext bytes do not hold \(size) bytes of data")
         }
-        let pad = Int(rounded - size)
-        return Array(ciphertext) + [UInt8(truncatingIfNeeded: pad), UInt8(truncatingIfNeeded: pad >> 8)]
+        return Array(ciphertext) + trailer(size: size)
+    }
+
+    /// The 2-byte trailer that follows the ciphertext of a stream of `size` bytes: LE16 of the padding length.
+    public static func trailer(size: UInt64) -> [UInt8] {
+        let pad = Int((WindowsEFS.roundedToUnit(size) ?? size) - size)
+        return [UInt8(truncatingIfNeeded: pad), UInt8(truncatingIfNeeded: pad >> 8)]
     }
 }
 

@@ -32,7 +32,7 @@ public struct WindowsDataCipher: Sendable {
         case .aes256: engine = .aes(try AESCBCKey(key: fek.key))
         case .tripleDES: engine = .tripleDES(try TripleDES(key: fek.key))
         case .desx: engine = .desx(try DESX(key: fek.key))
-        default: throw FormatError(.unsupportedAlgorithm, "\(fek.algorithm) is not supported")
+        default: throw FormatError(.unsupportedAlgorithm, "\(fek.algorithm) is not supported yet")
         }
     }
 

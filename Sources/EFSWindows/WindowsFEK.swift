@@ -66,7 +66,7 @@ public struct WindowsFEK: Sendable {
     public init(algorithm: WindowsAlgorithm, key: [UInt8], entropy: UInt32? = nil) throws(FormatError) {
         guard let expected = algorithm.keyLength else {
             throw FormatError(
-                .unsupportedAlgorithm, "\(algorithm) is not supported (AES-256 0x6610, 3DES 0x6603, DESX 0x6604 are)")
+                .unsupportedAlgorithm, "\(algorithm) is not supported yet (AES-256 0x6610, 3DES 0x6603, DESX 0x6604 are)")
         }
         guard key.count == expected else {
             throw FormatError(.malformed, "a \(algorithm) FEK of \(key.count) bytes; the algorithm needs \(expected)")
@@ -81,7 +81,7 @@ public struct WindowsFEK: Sendable {
     /// A new random FEK.
     public static func generate(_ algorithm: WindowsAlgorithm = .aes256) throws(FormatError) -> WindowsFEK {
         guard let n = algorithm.keyLength else {
-            throw FormatError(.unsupportedAlgorithm, "\(algorithm) is not supported")
+            throw FormatError(.unsupportedAlgorithm, "\(algorithm) is not supported yet")
         }
         return try WindowsFEK(algorithm: algorithm, key: LegacyCrypto.randomBytes(n))
     }

@@ -206,20 +206,29 @@ public struct WindowsRawObject: Sendable {
         var offset = 0
         while offset < bytes.count {
             let plain = min(segmentDataSize, Int(size) - offset)
-            let cipherCount = (plain + WindowsEFS.unitSize - 1) / WindowsEFS.unitSize * WindowsEFS.unitSize
-            // The header Windows writes (raw §3.4, §3.5; MS-EFSR 2.2.3.3): one data block, DataUnitShift =
-            // ChunkShift = log2 of the ciphertext rounded up to a power of two (at least 9), EXTD present.
-            var shift: UInt8 = 9
-            while (1 << Int(shift)) < cipherCount { shift += 1 }
-            let header = DataSegmentHeader(
-                startingFileOffset: UInt64(offset), bytesWithinStreamSize: UInt32(plain), bytesWithinVDL: UInt32(plain),
-                dataUnitShift: shift, chunkShift: shift, clusterShift: clusterShift,
-                dataBlockSizes: [UInt32(cipherCount)],
-                extendedFlags: sparse ? 1 : 0)
+            let header = segmentHeader(
+                offset: UInt64(offset), size: plain, sparse: sparse, clusterShift: clusterShift)
+            let cipherCount = Int(header.dataBlockSizes[0])
             out.append(Segment(header: header, payload: Array(bytes[offset..<(offset + cipherCount)])))
             offset += cipherCount
         }
         return out
+    }
+
+    /// The header Windows writes for `size` bytes (at most ``segmentDataSize``) of stream data at `offset`
+    /// (raw §3.4, §3.5; MS-EFSR 2.2.3.3): one data block of the data rounded up to 512, DataUnitShift = ChunkShift =
+    /// log2 of that rounded up to a power of two (at least 9), EXTD present.
+    public static func segmentHeader(
+        offset: UInt64, size: Int, sparse: Bool = false, clusterShift: UInt8 = 12
+    ) -> DataSegmentHeader {
+        let cipherCount = (size + WindowsEFS.unitSize - 1) / WindowsEFS.unitSize * WindowsEFS.unitSize
+        var shift: UInt8 = 9
+        while (1 << Int(shift)) < cipherCount { shift += 1 }
+        return DataSegmentHeader(
+            startingFileOffset: offset, bytesWithinStreamSize: UInt32(size), bytesWithinVDL: UInt32(size),
+            dataUnitShift: shift, chunkShift: shift, clusterShift: clusterShift,
+            dataBlockSizes: [UInt32(cipherCount)],
+            extendedFlags: sparse ? 1 : 0)
     }
 
     /// Writes the object as a Windows raw stream: the ROBS header, the metadata stream (one GURE segment holding

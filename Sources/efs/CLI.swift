@@ -130,6 +130,16 @@ struct PassphraseOptions: ParsableArguments {
         }
     }
 
+    /// The password of a key file (`what` names it): from the file, or asked once on the terminal.
+    func passphrase(for what: String) throws -> Passphrase {
+        if let file = fileName { return Passphrase(fileContents: try CLI.readInput(file, maximum: 4096)) }
+        guard var line = Sys.readSecretFromTerminal(prompt: "Password for \(what): ") else {
+            throw EFSError(.wrongPassphrase, "\(what) needs a password and no terminal is attached: use --passphrase-file FILE or EFS_PASSPHRASE_FILE")
+        }
+        defer { Sys.secureZero(&line) }
+        return Passphrase(line)
+    }
+
     /// A new passphrase for protecting a key: from the file, or asked twice on the terminal.
     func newPassphrase(what: String) throws -> Passphrase {
         if let file = fileName {

@@ -18,6 +18,7 @@ struct EFSCommand: ParsableCommand {
         subcommands: [
             KeyCommand.self, InitCommand.self, PolicyCommand.self, EncryptCommand.self, DecryptCommand.self,
             StatusCommand.self, CatCommand.self, UsersCommand.self, RekeyCommand.self, DisableCommand.self, RawCommand.self,
+            WindowsCommand.self,
             FsckCommand.self, MountCommand.self, UnmountCommand.self,
             BackupCommand.self, RestoreCommand.self, VerifyCommand.self,
         ]

@@ -79,6 +79,16 @@ public struct PKCS12File: Sendable {
             return try UserPrivateKey.parse(der: der)
         }
 
+        /// The key as an RSA key of 1024 bits or more (``UserPrivateKey/parseLegacyRSA(der:)``): what older Windows
+        /// EFS certificates use, and all Windows EFS data needs (its FEKs are wrapped with RSA PKCS#1 v1.5).
+        ///
+        /// - Throws: ``FormatError/Code/unsupportedAlgorithm`` when the key is not RSA of 1024 bits or more.
+        public func legacyRSAPrivateKey() throws(FormatError) -> UserPrivateKey {
+            var der = privateKeyInfo.withUnsafeBytes { Array($0) }
+            defer { Zeroing.clear(&der) }
+            return try UserPrivateKey.parseLegacyRSA(der: der)
+        }
+
         /// Calls `body` with the PKCS#8 `PrivateKeyInfo` DER (for keys ``privateKey()`` does not take).
         func withPrivateKeyInfo<R>(_ body: ([UInt8]) throws -> R) rethrows -> R {
             var der = privateKeyInfo.withUnsafeBytes { Array($0) }
