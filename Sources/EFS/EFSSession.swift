@@ -92,9 +92,10 @@ public final class EFSSession: Sendable {
     /// Unwraps the FEK of a file with any key of this session that fits one of its DDF or DRF entries, and
     /// authenticates the metadata with it.
     func fileKey(for metadata: FileMetadata, path: FilePath?) throws(EFSError) -> FileEncryptionKey {
-        let entries = metadata.allEntries.filter { keyStore.hasPrivateKey($0.thumbprint) }
-        // Keys already unlocked first, then the rest in key-list order (each may prompt).
+        // Keys already unlocked first (including keys given with ``useKey(_:)``), then the rest of the key
+        // store's in key-list order (each may prompt).
         let cached = unlocked.withLock { Set($0.keys) }
+        let entries = metadata.allEntries.filter { cached.contains($0.thumbprint) || keyStore.hasPrivateKey($0.thumbprint) }
         let ordered = entries.sorted { a, b in
             func rank(_ e: KeyEntry) -> Int { cached.contains(e.thumbprint) ? 0 : 1 }
             return rank(a) < rank(b)
@@ -117,6 +118,15 @@ public final class EFSSession: Sendable {
         let who = metadata.users.map { "\($0.displayName) (\($0.thumbprint))" }
             + metadata.recoveryAgents.map { "recovery agent \($0.displayName) (\($0.thumbprint))" }
         throw EFSError(.noKey, "no key in your key store can open \(path?.string ?? "the file"); it is encrypted for: \(who.joined(separator: ", "))")
+    }
+
+    /// Lets this session open files with a key from outside the key store (`efs windows export --key`), for the
+    /// certificate thumbprint the key file names. The key stays in memory only, like an unlocked key.
+    public func useKey(_ key: WindowsKey) throws(EFSError) {
+        guard let t = key.thumbprint, let thumbprint = Thumbprint(bytes: t) else {
+            throw EFSError(.invalidArgument, "\(key.source) names no certificate: give the key's certificate with --cert")
+        }
+        unlocked.withLock { $0[thumbprint] = key.unlocked }
     }
 
     /// Drops every unlocked private key from memory (they are unlocked again, with a passphrase, when needed).

@@ -14,7 +14,8 @@ import SystemPackage
 /// let (fek, match) = try key.unwrap(metadata, path: nil)
 /// ```
 public final class WindowsKey: Sendable {
-    let key: UserPrivateKey
+    /// The private key, shareable with an ``EFSSession`` (``EFSSession/useKey(_:)``).
+    let unlocked: UnlockedKey
     /// SHA-1 of the key's certificate: from `--cert`, the PKCS#12 file, or a certificate in the PEM file.
     public let thumbprint: [UInt8]?
     /// Where the key came from, for messages.
@@ -27,7 +28,7 @@ public final class WindowsKey: Sendable {
         _ key: consuming UserPrivateKey, thumbprint: [UInt8]?, source: String,
         certificates: [(thumbprint: Thumbprint, certificate: Result<EFSCertificate, FormatError>)]
     ) {
-        self.key = key
+        self.unlocked = UnlockedKey(key)
         self.thumbprint = thumbprint
         self.source = source
         self.certificates = certificates
@@ -139,7 +140,7 @@ public final class WindowsKey: Sendable {
         let matches = thumbprint.map { metadata.entries(matching: $0) }
         if let matches, matches.isEmpty { throw noMatch(metadata, at) }
         do {
-            return try metadata.unwrapFEK(using: key, thumbprint: thumbprint)
+            return try metadata.unwrapFEK(using: unlocked.key, thumbprint: thumbprint)
         } catch {
             if error.code == .authenticationFailed {
                 guard let m = matches?.first else { throw noMatch(metadata, at) }

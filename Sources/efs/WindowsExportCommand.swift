@@ -29,6 +29,12 @@ struct WindowsExportCommand: ParsableCommand {
         help: ArgumentHelp("Write ntfs-3g's form instead: efs_raw to STREAM and the $EFS bytes to EFSINFO_OUT.", valueName: "EFSINFO_OUT"))
     var efsInfo: String?
 
+    @Option(help: ArgumentHelp("A private key from outside your key store that opens the file: a PKCS#12 file or a PEM/DER PKCS#8 RSA key (its certificate from the PKCS#12 file or --cert).", valueName: "KEY"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("The certificate of --key (PEM or DER).", valueName: "CERT"))
+    var cert: String?
+
     @OptionGroup var passphrase: PassphraseOptions
 
     func run() throws {
@@ -37,6 +43,7 @@ struct WindowsExportCommand: ParsableCommand {
                 throw EFSError(.invalidArgument, "--ntfs3g writes files: give -o EFS_RAW_FILE")
             }
             let session = passphrase.session()
+            if let key { try session.useKey(try WindowsKeyOptions.load(key: key, cert: cert, passphrase: passphrase)) }
             let r = try session.exportWindows(FilePath(path), to: output, ntfs3gEFSInfo: efsInfo.map { FilePath($0) })
             for s in r.skipped {
                 CLI.warn("skipped \(s.isRecovery ? "recovery agent" : "user") \(s.name) (\(s.thumbprint)): \(s.reason)")

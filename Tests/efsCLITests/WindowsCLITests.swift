@@ -252,6 +252,15 @@ struct WindowsCLITests {
             #expect(d.status == 0, "\(key): \(d.stderr)")
             #expect(WindowsVectors.sha256(d.stdoutBytes) == expected, "\(key)")
         }
+        // --key: someone whose key store has no key for the file exports with bob's key from a file.
+        let stranger = CLIRunner(home: w.s.dir.appending("stranger-home"))
+        let byKey = w.s.dir.appending("by-key.robs").string
+        #expect(stranger.run(["windows", "export", path, "-o", byKey]).status != 0, "without --key the stranger has no key")
+        let k = stranger.run(["windows", "export", path, "-o", byKey, "--key", w.s.key("keys/bob.key.pem"), "--cert", w.s.key("keys/bob.cert.pem")])
+        #expect(k.status == 0, "\(k.stderr)")
+        #expect(WindowsVectors.sha256(w.alice.run(["windows", "decrypt", byKey] + w.s.keyArgs("keys/alice.modern.pfx")).stdoutBytes) == expected)
+        let noCert = stranger.run(["windows", "export", path, "-o", byKey, "--key", w.s.key("keys/bob.key.pem")])
+        #expect(noCert.status != 0 && noCert.stderr.contains("--cert"), "a bare key needs its certificate: \(noCert.stderr)")
         // The ntfs-3g pair.
         let raw = w.s.dir.appending("doc.efs_raw").string, info = w.s.dir.appending("doc.efs").string
         #expect(w.alice.run(["windows", "export", path, "-o", raw, "--ntfs3g", info]).status == 0)
