@@ -72,17 +72,24 @@ extension EFSSession {
         }
     }
 
-    private func writeDirectoryMarker(_ dir: FilePath, volume: Volume) throws(EFSError) {
+    private func writeDirectoryMarker(_ dir: FilePath, volume: Volume, durable: Bool = true) throws(EFSError) {
         let fek = FileEncryptionKey.generate(fileID: .random())
         let meta = try newFileMetadata(volume, fek: fek)
         let marker = dir.appending(DirectoryMarker.name)
-        try writeNewEncryptedFile(at: marker, fek: fek, metadata: meta, mode: 0o644, replace: true)
+        try writeNewEncryptedFile(at: marker, fek: fek, metadata: meta, mode: 0o644, replace: true, durable: durable)
+    }
+
+    /// Marks a directory the mount just made inside an encrypted directory of `volume` as encrypted (its marker,
+    /// for the current key and the volume's recovery agents), with ext4's durability (no fsync).
+    public func markNewDirectoryEncrypted(at dir: FilePath, volume: Volume) throws(EFSError) {
+        try writeDirectoryMarker(dir, volume: volume, durable: false)
     }
 
     /// Creates an empty encrypted file at `path` atomically (temporary name, then rename).
     @discardableResult
-    func writeNewEncryptedFile(at path: FilePath, fek: FileEncryptionKey, metadata: FileMetadata, mode: UInt32, replace: Bool) throws(EFSError) -> FileHeader {
-        try AtomicOutput.write(path, mode: mode, replace: replace) { (fd) throws(EFSError) in
+    func writeNewEncryptedFile(at path: FilePath, fek: FileEncryptionKey, metadata: FileMetadata, mode: UInt32, replace: Bool,
+                               durable: Bool = true) throws(EFSError) -> FileHeader {
+        try AtomicOutput.write(path, mode: mode, replace: replace, durable: durable) { (fd) throws(EFSError) in
             try EncryptedFile.writeNewFileStructure(fd, fek: fek, metadata: metadata, path: path)
         }
     }
@@ -255,20 +262,23 @@ extension EFSSession {
     /// - Parameter deferSizeUpdates: write size changes at ``EncryptedFile/sync()``/``EncryptedFile/close()``
     ///   instead of with every write (the mount uses this; fsync still makes everything durable).
     public func open(at path: FilePath, writable: Bool = false, deferSizeUpdates: Bool = false) throws(EFSError) -> EncryptedFile {
-        try open(at: path, writable: writable, deferSizeUpdates: deferSizeUpdates, completingWrites: true)
+        try open(at: path, displayPath: path, writable: writable, deferSizeUpdates: deferSizeUpdates, knownKey: nil, completingWrites: true)
     }
 
-    private func open(at path: FilePath, writable: Bool, deferSizeUpdates: Bool, completingWrites: Bool) throws(EFSError) -> EncryptedFile {
+    /// The one open path: `path` reaches the file (it may be a `/proc/self/fd` link), `displayPath` names it in
+    /// messages; `knownKey` is the FEK of a file this session just created (no unwrap needed).
+    func open(at path: FilePath, displayPath: FilePath, writable: Bool, deferSizeUpdates: Bool, knownKey: FileEncryptionKey?,
+              completingWrites: Bool = true) throws(EFSError) -> EncryptedFile {
         let fd: FileDescriptor
-        do { fd = try Sys.open(path, writable ? .readWrite : .readOnly) } catch { throw EFSError.system(error, "cannot open", path) }
+        do { fd = try Sys.open(path, writable ? .readWrite : .readOnly) } catch { throw EFSError.system(error, "cannot open", displayPath) }
         let info: EncryptedFileInfo
         do throws(EFSError) {
-            let st = try mapErrors(path, "cannot stat") { try Sys.fstat(fd) }
-            if st.kind == .directory { throw EFSError(.invalidArgument, "\(path) is a directory") }
-            guard EncryptedFileInfo.hasMagic(fd) else { throw EFSError(.notEncrypted, "\(path) is not encrypted") }
-            let shared = try mapErrors(path, "cannot lock") { writable ? try Sys.tryLockExclusive(fd) : try Sys.tryLockShared(fd) }
-            guard shared else { throw EFSError(.sharingViolation, "\(path) is open elsewhere (a writer excludes every other EFS open; readers exclude writers)") }
-            info = try EncryptedFileInfo.read(fd, path: path)
+            let st = try mapErrors(displayPath, "cannot stat") { try Sys.fstat(fd) }
+            if st.kind == .directory { throw EFSError(.invalidArgument, "\(displayPath) is a directory") }
+            guard EncryptedFileInfo.hasMagic(fd) else { throw EFSError(.notEncrypted, "\(displayPath) is not encrypted") }
+            let shared = try mapErrors(displayPath, "cannot lock") { writable ? try Sys.tryLockExclusive(fd) : try Sys.tryLockShared(fd) }
+            guard shared else { throw EFSError(.sharingViolation, "\(displayPath) is open elsewhere (a writer excludes every other EFS open; readers exclude writers)") }
+            info = try EncryptedFileInfo.read(fd, path: displayPath)
         } catch {
             Sys.close(fd)
             throw error
@@ -278,11 +288,12 @@ extension EFSSession {
             // it covers may fail authentication until a writer opens the file).
             Sys.close(fd)
             Self.completePendingWrite(at: path)
-            return try open(at: path, writable: false, deferSizeUpdates: deferSizeUpdates, completingWrites: false)
+            return try open(at: path, displayPath: displayPath, writable: false, deferSizeUpdates: deferSizeUpdates, knownKey: knownKey, completingWrites: false)
         }
         do throws(EFSError) {
-            let fek = try fileKey(for: info.metadata, path: path)
-            return try EncryptedFile(path: path, fd: fd, closesDescriptor: true, writable: writable, info: info, fek: fek, deferSizeUpdates: deferSizeUpdates)
+            let fek: FileEncryptionKey
+            if let knownKey, knownKey.fileID == info.header.fileID { fek = knownKey } else { fek = try fileKey(for: info.metadata, path: displayPath) }
+            return try EncryptedFile(path: displayPath, fd: fd, closesDescriptor: true, writable: writable, info: info, fek: fek, deferSizeUpdates: deferSizeUpdates)
         } catch {
             Sys.close(fd)
             throw error

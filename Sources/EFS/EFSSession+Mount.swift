@@ -48,40 +48,27 @@ extension EFSSession {
     /// Opens the encrypted file at `path` (any name that reaches it, such as a `/proc/self/fd` link) for plaintext
     /// access, naming it `displayPath` in messages. Otherwise the same as ``open(at:writable:deferSizeUpdates:)``.
     public func open(at path: FilePath, displayPath: FilePath, writable: Bool, deferSizeUpdates: Bool) throws(EFSError) -> EncryptedFile {
-        let fd: FileDescriptor
-        do { fd = try Sys.open(path, writable ? .readWrite : .readOnly) } catch {
-            throw EFSError.system(error, "cannot open", displayPath)
-        }
-        do throws(EFSError) {
-            let st = try mapErrors(displayPath, "cannot stat") { try Sys.fstat(fd) }
-            if st.kind == .directory { throw EFSError(.invalidArgument, "\(displayPath) is a directory") }
-            guard EncryptedFileInfo.hasMagic(fd) else { throw EFSError(.notEncrypted, "\(displayPath) is not encrypted") }
-            let shared = try mapErrors(displayPath, "cannot lock") { writable ? try Sys.tryLockExclusive(fd) : try Sys.tryLockShared(fd) }
-            guard shared else { throw EFSError(.sharingViolation, "\(displayPath) is open elsewhere (a writer excludes every other EFS open; readers exclude writers)") }
-            let info = try EncryptedFileInfo.read(fd, path: displayPath)
-            let fek = try fileKey(for: info.metadata, path: displayPath)
-            return try EncryptedFile(path: displayPath, fd: fd, closesDescriptor: true, writable: writable, info: info,
-                                     fek: fek, deferSizeUpdates: deferSizeUpdates)
-        } catch {
-            Sys.close(fd)
-            throw error
-        }
+        try open(at: path, displayPath: displayPath, writable: writable, deferSizeUpdates: deferSizeUpdates, knownKey: nil)
     }
 
     /// Creates a new, empty encrypted file at `path` for the caller's current key and the recovery agents of the
     /// volume that holds it, and opens it for writing with deferred size updates. Fails if `path` exists.
     ///
-    /// The mount calls this for files created in a directory marked encrypted.
-    public func createEncryptedFile(at path: FilePath, displayPath: FilePath, mode: UInt32) throws(EFSError) -> EncryptedFile {
+    /// The mount calls this for files created in a directory marked encrypted, with the volume it serves (so the
+    /// recovery policy is not looked up, and a copied-in `.efs` directory below is never taken for a volume), and
+    /// with ext4's durability: the new file is renamed into place but not fsynced (`fsync(2)` does that).
+    public func createEncryptedFile(at path: FilePath, displayPath: FilePath, mode: UInt32, volume: Volume? = nil) throws(EFSError) -> EncryptedFile {
         let dir = path.removingLastComponent()
-        let volume = try Volume.find(containing: dir.isEmpty ? FilePath(".") : dir)
+        var volume = volume
+        if volume == nil { volume = try Volume.find(containing: dir.isEmpty ? FilePath(".") : dir) }
         let fek = FileEncryptionKey.generate(fileID: .random())
         let meta = try newFileMetadata(volume, fek: fek)
         do {
-            try writeNewEncryptedFile(at: path, fek: fek, metadata: meta, mode: mode, replace: false)
+            try writeNewEncryptedFile(at: path, fek: fek, metadata: meta, mode: mode, replace: false, durable: false)
         } catch {
             throw EFSError(error.code, error.message.replacingOccurrences(of: path.string, with: displayPath.string), cause: error)
         }
-        return try open(at: path, displayPath: displayPath, writable: true, deferSizeUpdates: true)
+        // The FEK is at hand: no unwrap of what was just wrapped.
+        return try open(at: path, displayPath: displayPath, writable: true, deferSizeUpdates: true, knownKey: fek)
     }
 }

@@ -16,7 +16,9 @@ enum FileIO {
             guard st.size <= Int64(maximum) else {
                 throw EFSError(.corrupt, "\(path): file is larger than the \(maximum)-byte limit")
             }
-            let bytes = try Sys.pread(fd, count: maximum + 1, at: 0)
+            // Read what fstat says plus one byte (to see growth past it), not `maximum` bytes: the limit can be
+            // megabytes (a recovery policy), and zeroing that much per call showed up in the mount's creates.
+            let bytes = try Sys.pread(fd, count: Int(st.size) + 1, at: 0)
             guard bytes.count <= maximum else { throw EFSError(.corrupt, "\(path): file is larger than the \(maximum)-byte limit") }
             return bytes
         }

@@ -64,7 +64,8 @@ extension EFSFileSystem {
         let timeBits = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW
         if toSet & timeBits != 0 {
             // A deferred size record written later would move the modification time: write it first.
-            if node.kind == .regular, let f = encrypted.openFile(node.id), f.writable { try f.sync() }
+            // (flush, not sync: the record only has to be written, not made durable; tar does this per file.)
+            if node.kind == .regular, let f = encrypted.openFile(node.id), f.writable { try f.flush() }
             func time(_ set: Int32, _ now: Int32, _ value: timespec) -> timespec {
                 toSet & now != 0 ? Sys.timeNow : toSet & set != 0 ? value : Sys.timeOmit
             }
@@ -127,11 +128,11 @@ extension EFSFileSystem {
     private func markEncrypted(_ parent: Node, _ name: String, mode: UInt32) throws {
         let path = parent.procPath(name)
         let first: EFSError
-        do { return try session.encryptFile(at: path) } catch { first = error }
+        do { return try session.markNewDirectoryEncrypted(at: path, volume: volume) } catch { first = error }
         guard first.code == .readOnly || first.code == .accessDenied else { throw first }
         try Sys.chmod(path, mode | 0o700)
         defer { try? Sys.chmod(path, mode) }
-        try session.encryptFile(at: path)
+        try session.markNewDirectoryEncrypted(at: path, volume: volume)
     }
 
     func symlink(_ req: Request, _ target: String, _ parentID: UInt64, _ name: String) throws {
@@ -177,7 +178,7 @@ extension EFSFileSystem {
             try Sys.renameat2(parent.handle, name, newParent.handle, newName, flags: rf)
         }
         if let st = try? Sys.statAt(newParent.handle, newName, followSymlinks: false) {
-            nodes.rename(BackingID(st), display: newParent.displayPath(newName).string)
+            nodes.rename(BackingID(st), display: newParent.displayPath(newName).string, parent: newParentID, name: newName)
         }
         fuse_reply_err(req, 0)
     }
@@ -212,7 +213,7 @@ extension EFSFileSystem {
     /// Creates `parent/name`: encrypted in a directory marked encrypted, plain elsewhere. Throws EEXIST if it exists.
     func createFile(_ parent: Node, _ name: String, mode: UInt32, exclusive: Bool, flags: Int32 = 0) throws -> Created {
         if session.isEncryptedDirectory(parent.procPath) {
-            return .encrypted(try session.createEncryptedFile(at: parent.procPath(name), displayPath: parent.displayPath(name), mode: mode))
+            return .encrypted(try session.createEncryptedFile(at: parent.procPath(name), displayPath: parent.displayPath(name), mode: mode, volume: volume))
         }
         let access = flags & CFlags.accessModeMask == CFlags.readOnly ? OpenFlags.readWrite : OpenFlags(rawValue: flags & CFlags.accessModeMask)
         let extra = OpenFlags(rawValue: flags & CFlags.append)

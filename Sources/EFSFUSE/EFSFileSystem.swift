@@ -18,6 +18,9 @@ final class EFSFileSystem: Sendable {
     let encrypted = SharedEncryptedFiles()
     /// The volume root's identity: its `.efs` entry is hidden.
     let volumeRoot: BackingID?
+    /// The volume served, loaded once: new files and directories get its recovery agents (a `.efs` directory
+    /// copied into the tree is data, never another volume).
+    let volume: Volume
     /// The daemon's effective uid: when it is root, objects created for another uid are handed to that uid.
     let daemonUID: UInt32
     let attributeTimeout: Double = 1.0
@@ -25,9 +28,10 @@ final class EFSFileSystem: Sendable {
     /// Where one-line messages go (standard error, or a test's collector).
     let log: @Sendable (String) -> Void
 
-    init(session: EFSSession, rootHandle: FileDescriptor, rootStatus: FileStatus, volumeRoot: BackingID?,
+    init(session: EFSSession, rootHandle: FileDescriptor, rootStatus: FileStatus, volumeRoot: BackingID?, volume: Volume,
          log: @escaping @Sendable (String) -> Void) {
         self.session = session
+        self.volume = volume
         self.nodes = NodeTable(rootHandle: rootHandle, rootStatus: rootStatus)
         self.volumeRoot = volumeRoot
         self.daemonUID = Sys.effectiveUserID
@@ -63,7 +67,7 @@ final class EFSFileSystem: Sendable {
             Sys.close(fd)
             throw error
         }
-        let node = nodes.remember(handle: fd, status: st, display: parent.displayPath(name).string)
+        let node = nodes.remember(handle: fd, status: st, display: parent.displayPath(name).string, parent: parent.nodeID, name: name)
         return (node, st)
     }
 

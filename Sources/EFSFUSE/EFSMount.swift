@@ -2,8 +2,10 @@
 // This file is part of swift-efs. See LICENSE for details.
 
 import CFUSE
+import Dispatch
 import EFS
 import EFSSystem
+import Synchronization
 import SystemPackage
 
 /// `efs mount`: serves a directory of an EFS volume through FUSE until it is unmounted or the process gets SIGINT,
@@ -44,10 +46,11 @@ public enum EFSMount {
         let volumeRoot = (try? Sys.stat(vol.root)).map(BackingID.init)
         // Modes arrive from the kernel with the caller's umask applied; the daemon must not apply its own.
         _ = Sys.setUmask(0)
-        // Every object the kernel has looked up holds an O_PATH descriptor until it is forgotten.
-        Sys.raiseOpenFileLimit()
+        // Every object the kernel has looked up holds an O_PATH descriptor until it is forgotten: raise the limit,
+        // and keep the number of nodes well under it (see `Pruner`).
+        let fileLimit = Sys.raiseOpenFileLimit()
         let fs = EFSFileSystem(session: session, rootHandle: rootHandle, rootStatus: rootStatus, volumeRoot: volumeRoot,
-                               log: options.log)
+                               volume: vol, log: options.log)
         let userdata = Unmanaged.passRetained(fs)
         defer { userdata.release() }
 
@@ -55,11 +58,11 @@ public enum EFSMount {
         mountOptions += options.fuseOptions
         var arguments = ["efs", "-o", mountOptions.joined(separator: ",")]
         if options.debug { arguments.append("-d") }
-        try serve(fs: userdata, arguments: arguments, mountpoint: mountpoint, options: options, ready: ready)
+        try serve(fs: userdata, arguments: arguments, mountpoint: mountpoint, options: options, fileLimit: fileLimit, ready: ready)
     }
 
     private static func serve(fs userdata: Unmanaged<EFSFileSystem>, arguments: [String], mountpoint: FilePath,
-                              options: MountOptions, ready: () -> Void) throws {
+                              options: MountOptions, fileLimit: UInt64, ready: () -> Void) throws {
         var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdupCompat($0) } + [nil]
         defer { for p in cArguments { p?.deallocate() } }
         var ops = makeLowLevelOperations()
@@ -88,6 +91,8 @@ public enum EFSMount {
                 }
             }
             ready()
+            let pruner = Pruner(session: se, fileSystem: userdata.takeUnretainedValue(), fileLimit: fileLimit)
+            defer { pruner.stop() }
             let config = fuse_loop_cfg_create()
             defer { fuse_loop_cfg_destroy(config) }
             fuse_loop_cfg_set_max_threads(config, UInt32(options.maximumThreads))
@@ -126,4 +131,44 @@ public struct MountOptions: Sendable {
     }
 
     public init() {}
+}
+
+/// Keeps the daemon's node count (one `O_PATH` descriptor each) under the descriptor limit: every 0.2 s, above 60 %
+/// of the limit it asks the kernel to drop cached entries of the oldest nodes down to 40 %; the kernel then
+/// forgets those that nothing holds. From its own thread, never inside a request (libfuse's rule for
+/// `fuse_lowlevel_notify_inval_entry`).
+final class Pruner: @unchecked Sendable {
+    private let session: OpaquePointer
+    private let fileSystem: EFSFileSystem
+    private let high: Int
+    private let low: Int
+    private let running = Atomic<Bool>(true)
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(session: OpaquePointer, fileSystem: EFSFileSystem, fileLimit: UInt64) {
+        self.session = session
+        self.fileSystem = fileSystem
+        let limit = Int(min(fileLimit, 1 << 30))
+        high = max(64, limit * 6 / 10)
+        low = max(32, limit * 4 / 10)
+        DispatchQueue(label: "swift-efs.mount.pruner").async { [self] in self.loop() }
+    }
+
+    private func loop() {
+        defer { done.signal() }
+        while running.load(ordering: .relaxed) {
+            _ = wake.wait(timeout: .now() + 0.2)
+            guard running.load(ordering: .relaxed), fileSystem.nodes.count > high else { continue }
+            for (parent, name) in fileSystem.nodes.pruneCandidates(keeping: low) where running.load(ordering: .relaxed) {
+                _ = name.withCString { fuse_lowlevel_notify_inval_entry(session, parent, $0, name.utf8.count) }
+            }
+        }
+    }
+
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        wake.signal()
+        done.wait()
+    }
 }

@@ -33,6 +33,9 @@ final class Node: Sendable {
     let probe = Mutex<Probe?>(nil)
     /// Serialises `O_APPEND` writes to an encrypted file (size, then write).
     let appendLock = Mutex<Void>(())
+    /// The directory node and name the kernel last looked this object up by: what ``NodeTable/pruneCandidates``
+    /// hands to `fuse_lowlevel_notify_inval_entry`.
+    let location: Mutex<(parent: UInt64, name: String)>
 
     struct Probe: Sendable {
         var stamp: Stamp
@@ -57,12 +60,13 @@ final class Node: Sendable {
         }
     }
 
-    init(nodeID: UInt64, handle: FileDescriptor, status: FileStatus, display: String) {
+    init(nodeID: UInt64, handle: FileDescriptor, status: FileStatus, display: String, parent: UInt64 = 0, name: String = "") {
         self.nodeID = nodeID
         self.handle = handle
         self.id = BackingID(status)
         self.kind = status.kind
         self.display = Mutex(display)
+        self.location = Mutex((parent, name))
     }
 
     deinit { Sys.close(handle) }
@@ -115,7 +119,7 @@ final class NodeTable: Sendable {
 
     /// Records one more kernel lookup of the object `handle` names (taking ownership of `handle`: it is closed if
     /// the object already has a node).
-    func remember(handle: FileDescriptor, status: FileStatus, display: String) -> Node {
+    func remember(handle: FileDescriptor, status: FileStatus, display: String, parent: UInt64, name: String) -> Node {
         let id = BackingID(status)
         let (node, duplicate) = state.withLock { s -> (Node, Bool) in
             if let existing = s.byBacking[id], var e = s.byID[existing] {
@@ -123,7 +127,7 @@ final class NodeTable: Sendable {
                 s.byID[existing] = e
                 return (e.node, true)
             }
-            let n = Node(nodeID: s.nextID, handle: handle, status: status, display: display)
+            let n = Node(nodeID: s.nextID, handle: handle, status: status, display: display, parent: parent, name: name)
             s.nextID += 1
             s.byID[n.nodeID] = Entry(node: n, lookups: 1)
             s.byBacking[id] = n.nodeID
@@ -132,6 +136,7 @@ final class NodeTable: Sendable {
         if duplicate {
             Sys.close(handle)
             node.display.withLock { $0 = display }
+            node.location.withLock { $0 = (parent, name) }
         }
         return node
     }
@@ -153,10 +158,24 @@ final class NodeTable: Sendable {
         _ = dropped  // released here, outside the lock; the handle closes once open files let go too
     }
 
-    /// Updates the display path of the object with identity `id`, if it has a node.
-    func rename(_ id: BackingID, display: String) {
+    /// Updates the display path and location of the object with identity `id`, if it has a node.
+    func rename(_ id: BackingID, display: String, parent: UInt64, name: String) {
         let n = state.withLock { s in s.byBacking[id].flatMap { s.byID[$0]?.node } }
         n?.display.withLock { $0 = display }
+        n?.location.withLock { $0 = (parent, name) }
+    }
+
+    /// When more than `keeping` objects have nodes (each holds a descriptor), the `(parent, name)` entries of the
+    /// oldest others, for the kernel to drop from its cache (`fuse_lowlevel_notify_inval_entry`); it then forgets
+    /// the ones nothing uses, and their descriptors close. Without this a large tree (an untar of a kernel source)
+    /// runs the daemon out of descriptors, since the kernel keeps every inode it has seen while memory allows.
+    func pruneCandidates(keeping: Int) -> [(parent: UInt64, name: String)] {
+        let nodes: [Node] = state.withLock { s in
+            guard s.byID.count > keeping else { return [] }
+            let oldest = s.byID.keys.filter { $0 != Self.rootID }.sorted().prefix(s.byID.count - keeping)
+            return oldest.compactMap { s.byID[$0]?.node }
+        }
+        return nodes.map { n in n.location.withLock { $0 } }.filter { $0.parent != 0 && !$0.name.isEmpty }
     }
 
     /// Every node, for shutdown.

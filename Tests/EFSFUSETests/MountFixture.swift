@@ -49,8 +49,10 @@ final class MountedVolume: @unchecked Sendable {
     private var options: [String] = []
     /// Extra environment of the daemon for the next ``start()`` (e.g. `EFS_CRASH_AT`).
     var daemonEnvironment: [String: String] = [:]
+    /// A command the daemon runs under (e.g. `prlimit --nofile=…`), for the next ``start()``.
+    var daemonPrefix: [String] = []
 
-    init(options: [String] = []) throws {
+    init(options: [String] = [], daemonPrefix: [String] = []) throws {
         alice = try TestUser("alice", in: dir)
         agent = try TestUser("agent", in: dir, recoveryAgent: true)
         volume = dir.appending("vol")
@@ -63,6 +65,7 @@ final class MountedVolume: @unchecked Sendable {
         try alice.session.encryptFile(at: volume.appending("secret"))
 
         self.options = options
+        self.daemonPrefix = daemonPrefix
         try start()
     }
 
@@ -72,8 +75,9 @@ final class MountedVolume: @unchecked Sendable {
         let process = Process()
         self.process = process
         unmounted = false
-        process.executableURL = URL(fileURLWithPath: CLIRunner.locate())
-        process.arguments = ["mount", "--foreground"] + options + [volume.string, mountpoint.string]
+        let command = daemonPrefix + [CLIRunner.locate(), "mount", "--foreground"] + options + [volume.string, mountpoint.string]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env["EFS_HOME"] = alice.store.root.string
         env.removeValue(forKey: "EFS_PASSPHRASE_FILE")

@@ -136,6 +136,27 @@ struct MountTests {
         #expect(!TestFiles.exists(m.b("secret/sub")))
     }
 
+    @Test("a tree with many more files than the daemon may hold descriptors: the kernel is asked to forget old ones",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit")))
+    func manyFiles() throws {
+        // 256 descriptors: without pruning, the daemon would fail with EMFILE after about 250 looked-up objects.
+        let m = try MountedVolume(daemonPrefix: ["/usr/bin/prlimit", "--nofile=256:256"])
+        defer { m.unmount() }
+        let count = 1_500
+        for i in 0..<count {
+            let dir = m.m("secret/d\(i % 10)")
+            if i < 10 { try Sys.mkdir(dir) }
+            try F.write(dir.appending("f\(i)"), Array("file \(i)".utf8))
+        }
+        var seen = 0
+        for d in 0..<10 { seen += try FileManager.default.contentsOfDirectory(atPath: m.m("secret/d\(d)").string).count }
+        #expect(seen == count)
+        for i in stride(from: 0, to: count, by: 97) {
+            #expect(try F.read(m.m("secret/d\(i % 10)/f\(i)")) == Array("file \(i)".utf8))
+        }
+        #expect(!m.log.contains("Too many open files"), "\(m.log)")
+    }
+
     @Test("truncate by path grows with zeros and shrinks; O_TRUNC, O_APPEND and O_EXCL")
     func truncateAndOpenFlags() throws {
         let m = try MountedVolume()
