@@ -112,6 +112,34 @@ enum BlockStream {
         }
     }
 
+    /// The stored form of consecutive blocks from `first` whose plaintexts follow each other in `plaintext` (each
+    /// 4096 bytes but the last): nonces from one random stream per run, and both cores for long runs (a 1 MiB
+    /// write through the mount is 256 blocks).
+    static func seal(_ cipher: ContentCipher, first: UInt64, plaintext: [UInt8]) -> [UInt8] {
+        let n = (plaintext.count + ContentCipher.blockSize - 1) / ContentCipher.blockSize
+        var out = [UInt8](repeating: 0, count: plaintext.count + n * ContentCipher.overhead)
+        plaintext.withUnsafeBytes { inRaw in
+            out.withUnsafeMutableBytes { outRaw in seal(cipher, first: first, plaintext: inRaw, into: outRaw) }
+        }
+        return out
+    }
+
+    /// Seals the blocks of `plaintext` (4096 bytes each but the last) into `output` (their stored length) on up to
+    /// ``workers`` threads.
+    static func seal(_ cipher: ContentCipher, first: UInt64, plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        let bs = ContentCipher.blockSize, sbs = ContentCipher.storedBlockSize
+        let n = (plaintext.count + bs - 1) / bs
+        // Invariant: worker ranges [lo, hi) are disjoint, so each writes its own slice of `output`.
+        let input = UnsafeRawBufferPointerBox(plaintext)
+        let out = UnsafeMutableRawBufferPointerBox(output)
+        parallelRanges(n) { lo, hi in
+            let pFrom = lo * bs, pTo = min(input.raw.count, hi * bs)
+            let sFrom = lo * sbs, sTo = sFrom + (pTo - pFrom) + (hi - lo) * ContentCipher.overhead
+            cipher.sealBlocks(first: first + UInt64(lo), plaintext: UnsafeRawBufferPointer(rebasing: input.raw[pFrom..<pTo]),
+                              into: UnsafeMutableRawBufferPointer(rebasing: out.raw[sFrom..<sTo]))
+        }
+    }
+
     /// Calls `body(lo, hi)` for contiguous slices of `0..<count` on up to ``workers`` threads.
     static func parallelRanges(_ count: Int, _ body: @Sendable (Int, Int) -> Void) {
         let w = count >= 64 ? workers : 1
@@ -153,25 +181,14 @@ final class PipelineSlot: @unchecked Sendable {
     }
 
     func seal(_ cipher: ContentCipher, firstBlock: UInt64, blocks n: Int, plainLength: Int) {
-        let sbs = ContentCipher.storedBlockSize
+        let storedLength = plainLength + n * ContentCipher.overhead
         plain.withUnsafeBytes { inRaw in
             stored.withUnsafeMutableBytes { outRaw in
-                // Invariant: worker ranges [lo, hi) are disjoint, so each writes its own slice of `stored`.
-                let input = UnsafeRawBufferPointerBox(inRaw)
-                let output = UnsafeMutableRawBufferPointerBox(outRaw)
-                BlockStream.parallelRanges(n) { lo, hi in
-                    let pFrom = lo * ContentCipher.blockSize
-                    let pTo = min(plainLength, hi * ContentCipher.blockSize)
-                    let sFrom = lo * sbs
-                    let sTo = sFrom + (pTo - pFrom) + (hi - lo) * ContentCipher.overhead
-                    cipher.sealBlocks(
-                        first: firstBlock + UInt64(lo), plaintext: UnsafeRawBufferPointer(rebasing: input.raw[pFrom..<pTo]),
-                        into: UnsafeMutableRawBufferPointer(rebasing: output.raw[sFrom..<sTo]))
-                }
+                BlockStream.seal(cipher, first: firstBlock, plaintext: UnsafeRawBufferPointer(rebasing: inRaw[0..<plainLength]),
+                                 into: UnsafeMutableRawBufferPointer(rebasing: outRaw[0..<storedLength]))
             }
         }
     }
-
 }
 
 /// Lets several threads read one input buffer.

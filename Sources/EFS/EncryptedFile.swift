@@ -187,8 +187,10 @@ public final class EncryptedFile: Sendable {
         let bs = UInt64(ContentCipher.blockSize)
         let oldSize = s.sizeRecord.plaintextSize
         let overlayEnd = overlayOffset + UInt64(overlay.count)
-        var out: [UInt8] = []
-        out.reserveCapacity(blocks.count * ContentCipher.storedBlockSize)
+        // The plaintext of the run, block after block (only the last block of a run can be shorter than 4096:
+        // a short block is always the file's last), sealed in one go below.
+        var plainAll: [UInt8] = []
+        plainAll.reserveCapacity(blocks.count * ContentCipher.blockSize)
         for b in blocks {
             let start = b * bs
             // A stored block is never rewritten shorter than it is: a last block may be longer than the size
@@ -197,12 +199,18 @@ public final class EncryptedFile: Sendable {
             let storedPlain = s.storedLength > storedOffset + UInt64(ContentCipher.overhead)
                 ? Int(min(UInt64(ContentCipher.storedBlockSize), s.storedLength - storedOffset)) - ContentCipher.overhead : 0
             let newLen = max(Int(min(bs, newSize - start)), storedPlain)
+            precondition(newLen == ContentCipher.blockSize || b == blocks.upperBound, "a short block inside a run")
             let oldLen = Int(min(bs, oldSize > start ? oldSize - start : 0))
             let coverFrom = overlayOffset > start ? Int(overlayOffset - start) : 0
             let coverTo = overlayEnd > start ? Int(min(bs, overlayEnd - start)) : 0
             let fullyCovered = !overlay.isEmpty && coverFrom == 0 && coverTo >= newLen
+            if fullyCovered {
+                let srcFrom = Int(start - overlayOffset)
+                plainAll.append(contentsOf: overlay[srcFrom..<(srcFrom + newLen)])
+                continue
+            }
             var plain: [UInt8]
-            if fullyCovered || oldLen == 0 {
+            if oldLen == 0 {
                 plain = [UInt8](repeating: 0, count: newLen)
             } else {
                 plain = try existingBlock(&s, b, length: oldLen)
@@ -212,8 +220,9 @@ public final class EncryptedFile: Sendable {
                 let srcFrom = Int(start + UInt64(coverFrom) - overlayOffset)
                 plain.replaceSubrange(coverFrom..<coverTo, with: overlay[srcFrom..<(srcFrom + coverTo - coverFrom)])
             }
-            cipher.seal(block: b, plain, into: &out)
+            plainAll.append(contentsOf: plain)
         }
+        let out = BlockStream.seal(cipher, first: blocks.lowerBound, plaintext: plainAll)
         let at = blocks.lowerBound * UInt64(ContentCipher.storedBlockSize)
         try writeStored(&s, out, at: at)
     }
