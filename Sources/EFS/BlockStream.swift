@@ -226,26 +226,32 @@ extension EncryptedFile {
     func openParallel(at offset: UInt64, count: Int, stored: inout [UInt8], into plain: inout [UInt8]) throws(EFSError) -> Int {
         let bs = UInt64(ContentCipher.blockSize)
         precondition(offset % bs == 0)
-        let (sizeRec, storedLen) = state.withLock { s in (s.sizeRecord, s.storedLength) }
-        let end = min(sizeRec.plaintextSize, offset + UInt64(count))
-        guard end > offset else { return 0 }
-        let first = offset / bs
-        let blocks = Int((end - offset + bs - 1) / bs)
         let sbs = UInt64(ContentCipher.storedBlockSize)
-        let storedStart = first * sbs
-        let storedEnd = min(storedLen, (first + UInt64(blocks)) * sbs)
-        let want = Int(storedEnd - storedStart)
-        if stored.count < want { stored = [UInt8](repeating: 0, count: want) }
-        // Room for whole blocks (the last stored block may hold more than the size needs); the caller cuts to size.
-        if plain.count < blocks * ContentCipher.blockSize { plain = [UInt8](repeating: 0, count: blocks * ContentCipher.blockSize) }
-        let got = try mapErrors(path, "cannot read") {
-            try stored.withUnsafeMutableBytes { raw throws(Errno) in
-                try Sys.preadInto(fd, UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]), at: dataOffset + Int64(storedStart))
+        // Under the lock: the size and the stored bytes (a writer of this handle could otherwise be half way through
+        // rewriting a block). Outside it: the decryption, so that readers in parallel use every core.
+        let snapshot = try state.withLock { (s: inout State) throws(EFSError) -> (sizeRec: SizeRecord, end: UInt64, first: UInt64, blocks: Int, want: Int)? in
+            try self.checkOpen(s)
+            let end = min(s.sizeRecord.plaintextSize, offset + UInt64(count))
+            guard end > offset else { return nil }
+            let first = offset / bs
+            let blocks = Int((end - offset + bs - 1) / bs)
+            let storedStart = first * sbs
+            let storedEnd = min(s.storedLength, (first + UInt64(blocks)) * sbs)
+            let want = Int(storedEnd - storedStart)
+            if stored.count < want { stored = [UInt8](repeating: 0, count: want) }
+            // Room for whole blocks (the last stored block may hold more than the size needs); the caller cuts to size.
+            if plain.count < blocks * ContentCipher.blockSize { plain = [UInt8](repeating: 0, count: blocks * ContentCipher.blockSize) }
+            let got = try mapErrors(self.path, "cannot read") {
+                try stored.withUnsafeMutableBytes { raw throws(Errno) in
+                    try Sys.preadInto(self.fd, UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]), at: self.dataOffset + Int64(storedStart))
+                }
             }
+            guard got == want else {
+                throw EFSError(.authenticationFailed, "\(self.path?.string ?? "file"): the file is truncated")
+            }
+            return (s.sizeRecord, end, first, blocks, want)
         }
-        guard got == want else {
-            throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated")
-        }
+        guard let (sizeRec, end, first, blocks, want) = snapshot else { return 0 }
         let plainLen = Int(end - offset)
         let failed = Mutex<UInt64?>(nil)
         let cipher = self.cipher

@@ -79,7 +79,7 @@ public final class EncryptedFile: Sendable {
         if closesDescriptor && !state.withLock({ $0.closed }) { Sys.close(fd) }
     }
 
-    private func checkOpen(_ s: State) throws(EFSError) {
+    func checkOpen(_ s: State) throws(EFSError) {
         if s.closed { throw EFSError(.invalidOperation, "\(path?.string ?? "file"): the handle is closed") }
     }
 
@@ -98,7 +98,11 @@ public final class EncryptedFile: Sendable {
     ///
     /// - Throws: ``EFSError/Code/authenticationFailed`` if any block in the range was modified.
     public func read(at offset: UInt64, count: Int) throws(EFSError) -> [UInt8] {
-        try state.withLock { (s: inout State) throws(EFSError) -> [UInt8] in
+        // Large block-aligned reads (the mount's readahead, `efs cat`): decrypt outside the lock, on every core.
+        if offset % UInt64(ContentCipher.blockSize) == 0 && count >= 16 * ContentCipher.blockSize {
+            return try readParallel(at: offset, count: count)
+        }
+        return try state.withLock { (s: inout State) throws(EFSError) -> [UInt8] in
             try self.checkOpen(s)
             return try self.readLocked(&s, at: offset, count: count)
         }

@@ -77,6 +77,9 @@ public enum EFSMount {
             guard fuse_set_signal_handlers(se) == 0 else { throw EFSError(.ioError, "cannot install signal handlers") }
             defer { fuse_remove_signal_handlers(se) }
             _ = cfuse_unblock_exit_signals()
+            // fuse_daemonize changes to "/": keep an absolute name of the mount point (taken before the mount, so
+            // resolving it asks nothing of this file system).
+            let absoluteMountpoint = (try? Sys.realpath(mountpoint)) ?? mountpoint
             let mounted = mountpoint.withPlatformString { fuse_session_mount(se, $0) }
             guard mounted == 0 else { throw EFSError(.ioError, "cannot mount on \(mountpoint) (see the message above)") }
             defer { fuse_session_unmount(se) }
@@ -91,6 +94,9 @@ public enum EFSMount {
                 }
             }
             ready()
+            // After daemonizing (threads do not survive the fork), from another thread: the stat it needs is a
+            // request the loop below must serve.
+            DispatchQueue.global().async { raiseReadahead(absoluteMountpoint) }
             let pruner = Pruner(session: se, fileSystem: userdata.takeUnretainedValue(), fileLimit: fileLimit)
             defer { pruner.stop() }
             let config = fuse_loop_cfg_create()
@@ -101,6 +107,20 @@ public enum EFSMount {
             userdata.takeUnretainedValue().encrypted.closeAll()
             if rc < 0 { throw EFSError(.ioError, "the file system stopped with error \(-rc)") }
         }
+    }
+
+    /// Raises the kernel's readahead window of the new mount to 1 MiB (best effort; needs root). FUSE mounts start
+    /// at the block layer's default of 128 KiB, so sequential reads arrive as 128 KiB requests; bigger ones let the
+    /// daemon decrypt on both cores per request.
+    private static func raiseReadahead(_ mountpoint: FilePath) {
+        guard let st = try? Sys.stat(mountpoint) else { return }
+        let dev = st.device
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
+        let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
+        let knob = FilePath("/sys/class/bdi/\(major):\(minor)/read_ahead_kb")
+        guard let fd = try? Sys.open(knob, .writeOnly) else { return }
+        defer { Sys.close(fd) }
+        try? Sys.writeAll(fd, Array("1024\n".utf8))
     }
 
     /// A C copy of a string, freed with `deallocate()`.
