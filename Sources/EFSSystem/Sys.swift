@@ -334,17 +334,28 @@ public enum Sys {
         try tryLock(fd, type: Int16(F_RDLCK))
     }
 
+    /// Tries for about 50 ms before reporting a conflict. An OFD lock belongs to the open file description, which a
+    /// child of any thread of this process shares between its fork and its exec (our descriptors are close-on-exec,
+    /// so only for that moment): a file closed here just before another thread spawns a process can still look
+    /// locked for a few microseconds. A real holder (a mount, a raw export) keeps its lock far longer.
     static func tryLock(_ fd: FileDescriptor, type: Int16) throws(Errno) -> Bool {
         var fl = flock()
         fl.l_type = type
         fl.l_whence = Int16(SEEK_SET)
         fl.l_start = 0
         fl.l_len = 0
-        switch valueOrErrno({ cefs_ofd_setlk(fd.rawValue, &fl) }) {
-        case .success: return true
-        case .failure(let e) where e == .resourceTemporarilyUnavailable || e == .permissionDenied: return false
-        case .failure(let e): throw e
+        for attempt in 0..<11 {
+            switch valueOrErrno({ cefs_ofd_setlk(fd.rawValue, &fl) }) {
+            case .success: return true
+            case .failure(let e) where e == .resourceTemporarilyUnavailable || e == .permissionDenied:
+                if attempt < 10 {
+                    var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+                    _ = nanosleep(&ts, nil)
+                }
+            case .failure(let e): throw e
+            }
         }
+        return false
     }
 
     // MARK: - Extended attributes
