@@ -254,9 +254,29 @@ enum DESCore {
 // MARK: - Modes (shared by the three ciphers)
 
 /// A 64-bit block cipher of this file. Internal: the public types expose the modes.
-protocol DESFamilyCipher: Sendable {
+/// A 64-bit block cipher of the DES family (``DES``, ``TripleDES``, ``DESX``), with ECB and unpadded CBC over it.
+public protocol DESFamilyCipher: Sendable {
+    /// The name errors use ("DES", "Triple DES", "DESX").
+    static var algorithmName: StaticString { get }
     func encryptBlock(_ block: UInt64) -> UInt64
     func decryptBlock(_ block: UInt64) -> UInt64
+}
+
+extension DESFamilyCipher {
+    /// ECB over whole 8-byte blocks (the block primitive, for known-answer tests).
+    public func ecbEncrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
+        try DESModes.ecb(self, encrypt: true, data, Self.algorithmName)
+    }
+    public func ecbDecrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
+        try DESModes.ecb(self, encrypt: false, data, Self.algorithmName)
+    }
+    /// CBC without padding; `data` is a whole number of 8-byte blocks, `iv` 8 bytes.
+    public func cbcEncrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
+        try DESModes.cbcEncrypt(self, data, iv: iv, Self.algorithmName)
+    }
+    public func cbcDecrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
+        try DESModes.cbcDecrypt(self, data, iv: iv, Self.algorithmName)
+    }
 }
 
 enum DESModes {
@@ -337,6 +357,7 @@ enum DESModes {
 /// let plain = try DES(key: key8).cbcDecrypt(ciphertext, iv: iv8)
 /// ```
 public struct DES: Sendable, DESFamilyCipher {
+    public static let algorithmName: StaticString = "DES"
     let schedule: DESKeySchedule
 
     /// - Parameter key: 8 bytes; parity bits are ignored.
@@ -349,20 +370,6 @@ public struct DES: Sendable, DESFamilyCipher {
     public func encryptBlock(_ block: UInt64) -> UInt64 { DESCore.block(block, schedule.encrypt) }
     public func decryptBlock(_ block: UInt64) -> UInt64 { DESCore.block(block, schedule.decrypt) }
 
-    /// ECB over whole 8-byte blocks (the block primitive, for known-answer tests).
-    public func ecbEncrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.ecb(self, encrypt: true, data, "DES")
-    }
-    public func ecbDecrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.ecb(self, encrypt: false, data, "DES")
-    }
-    /// CBC without padding; `data` is a whole number of 8-byte blocks, `iv` 8 bytes.
-    public func cbcEncrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.cbcEncrypt(self, data, iv: iv, "DES")
-    }
-    public func cbcDecrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.cbcDecrypt(self, data, iv: iv, "DES")
-    }
 }
 
 // MARK: - Triple DES
@@ -374,6 +381,7 @@ public struct DES: Sendable, DESFamilyCipher {
 /// let plain = try TripleDES(key: key24).cbcDecrypt(ciphertext, iv: iv8)
 /// ```
 public struct TripleDES: Sendable, DESFamilyCipher {
+    public static let algorithmName: StaticString = "Triple DES"
     let k1: DESKeySchedule
     let k2: DESKeySchedule
     let k3: DESKeySchedule
@@ -398,19 +406,6 @@ public struct TripleDES: Sendable, DESFamilyCipher {
     public func encryptBlock(_ block: UInt64) -> UInt64 { DESCore.block3(block, k1.encrypt, k2.decrypt, k3.encrypt) }
     public func decryptBlock(_ block: UInt64) -> UInt64 { DESCore.block3(block, k3.decrypt, k2.encrypt, k1.decrypt) }
 
-    public func ecbEncrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.ecb(self, encrypt: true, data, "Triple DES")
-    }
-    public func ecbDecrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.ecb(self, encrypt: false, data, "Triple DES")
-    }
-    /// CBC without padding; `data` is a whole number of 8-byte blocks, `iv` 8 bytes.
-    public func cbcEncrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.cbcEncrypt(self, data, iv: iv, "Triple DES")
-    }
-    public func cbcDecrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.cbcDecrypt(self, data, iv: iv, "Triple DES")
-    }
 }
 
 // MARK: - DESX
@@ -426,6 +421,7 @@ public struct TripleDES: Sendable, DESFamilyCipher {
 /// let plain = try DESX(key: fek16).cbcDecrypt(ciphertext, iv: iv8)
 /// ```
 public struct DESX: Sendable, DESFamilyCipher {
+    public static let algorithmName: StaticString = "DESX"
     let des: DESKeySchedule
     let inputWhitening: UInt64
     let outputWhitening: UInt64
@@ -468,17 +464,4 @@ public struct DESX: Sendable, DESFamilyCipher {
         DESCore.block(block ^ outputWhitening, des.decrypt) ^ inputWhitening
     }
 
-    public func ecbEncrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.ecb(self, encrypt: true, data, "DESX")
-    }
-    public func ecbDecrypt(_ data: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.ecb(self, encrypt: false, data, "DESX")
-    }
-    /// CBC without padding; `data` is a whole number of 8-byte blocks, `iv` 8 bytes.
-    public func cbcEncrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.cbcEncrypt(self, data, iv: iv, "DESX")
-    }
-    public func cbcDecrypt(_ data: [UInt8], iv: [UInt8]) throws(FormatError) -> [UInt8] {
-        try DESModes.cbcDecrypt(self, data, iv: iv, "DESX")
-    }
 }

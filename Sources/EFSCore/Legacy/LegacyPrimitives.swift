@@ -37,14 +37,6 @@ public enum LegacyCrypto {
         Array(HMAC<SHA256>.authenticationCode(for: data, using: SymmetricKey(data: key)))
     }
 
-    /// Constant-time comparison of two MACs or tags (XOR-accumulate; lengths are not secret).
-    public static func constantTimeEquals(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
-        guard a.count == b.count else { return false }
-        var acc: UInt8 = 0
-        for (x, y) in zip(a, b) { acc |= x ^ y }
-        return acc == 0
-    }
-
     // MARK: - PBKDF2
 
     /// PBKDF2 (RFC 8018 §5.2) with HMAC-SHA256 (`sha256: true`) or HMAC-SHA1.

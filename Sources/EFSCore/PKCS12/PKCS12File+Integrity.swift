@@ -137,6 +137,6 @@ extension PKCS12File {
             Zeroing.clear(&keyBytes)
             computed = h.hmac(key: key, authSafe)
         }
-        return LegacyCrypto.constantTimeEquals(computed, mac.digest)
+        return constantTimeEquals(computed, mac.digest)
     }
 }
