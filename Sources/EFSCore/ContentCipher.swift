@@ -20,11 +20,12 @@ public struct ContentCipher: Sendable {
     /// Stored bytes per full block.
     public static let storedBlockSize = blockSize + overhead
 
-    let key: SymmetricKey
+    /// The content key's AES-256-GCM schedule, built once per file and shared by every copy of this value.
+    let aead: AESGCMContext
     let fileID: FileID
 
     public init(_ fek: FileEncryptionKey) {
-        self.key = fek.contentKey
+        self.aead = AESGCMContext(key: fek.contentKey)
         self.fileID = fek.fileID
     }
 
@@ -39,32 +40,41 @@ public struct ContentCipher: Sendable {
 
     /// Seals one block of at most ``blockSize`` bytes with a fresh random nonce; returns the stored form.
     public func seal(block index: UInt64, _ plaintext: some DataProtocol) -> [UInt8] {
-        seal(block: index, plaintext, nonce: AES.GCM.Nonce())
+        var nonce = [UInt8](repeating: 0, count: Self.nonceSize)
+        nonce.withUnsafeMutableBytes { AESGCMContext.randomBytes($0) }
+        return seal(block: index, plaintext, nonce: nonce)
     }
 
     /// Seals with a caller-chosen nonce. Only known-answer tests may use this: a repeated nonce under one key
     /// breaks GCM.
     func unsafeUncheckedSeal(block index: UInt64, _ plaintext: some DataProtocol, nonce: [UInt8]) -> [UInt8] {
-        seal(block: index, plaintext, nonce: try! AES.GCM.Nonce(data: nonce))
+        seal(block: index, plaintext, nonce: nonce)
     }
 
-    func seal(block index: UInt64, _ plaintext: some DataProtocol, nonce: AES.GCM.Nonce) -> [UInt8] {
+    private func seal(block index: UInt64, _ plaintext: some DataProtocol, nonce: [UInt8]) -> [UInt8] {
         precondition(plaintext.count <= Self.blockSize, "block larger than the block size")
-        do {
-            let box = try AES.GCM.seal(plaintext, using: key, nonce: nonce, authenticating: associatedData(index))
-            // `combined` is nonce ‖ ciphertext ‖ tag for the default 12-byte nonce.
-            guard let combined = box.combined else { preconditionFailure("12-byte nonce has a combined form") }
-            return Array(combined)
-        } catch {
-            preconditionFailure("AES-GCM seal with a valid 256-bit key cannot fail: \(error)")
+        precondition(nonce.count == Self.nonceSize, "a block nonce is 12 bytes")
+        let plain = Array(plaintext)
+        let aad = associatedData(index)
+        // Stored form: nonce ‖ ciphertext ‖ tag, sealed straight into place.
+        var out = [UInt8](repeating: 0, count: plain.count + Self.overhead)
+        out.withUnsafeMutableBytes { o in
+            nonce.withUnsafeBytes { o.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: Self.nonceSize) }
+            plain.withUnsafeBytes { p in
+                aad.withUnsafeBytes { a in
+                    aead.seal(nonce: o.baseAddress!, aad: a, plaintext: p, into: o.baseAddress! + Self.nonceSize)
+                }
+            }
         }
+        return out
     }
 
     /// Seals `count` consecutive blocks from `plaintext` into `output` (which must hold their stored form).
     ///
-    /// The bulk path of whole-file encryption: the nonces for all blocks come from one call to the random number
-    /// generator (BoringSSL's DRBG, seeded from the kernel) instead of one system call per block, and the
-    /// associated data is built once and patched per block.
+    /// The bulk path of whole-file encryption and of writes: the nonces for all blocks come from one call to
+    /// ``nonceBytes(_:)`` instead of one system call per block, the associated data is built once and patched per
+    /// block, and each block is sealed by the file's reused AES-GCM context straight into `output` (no allocation
+    /// per block).
     public func sealBlocks(first: UInt64, plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
         let bs = Self.blockSize
         let count = (plaintext.count + bs - 1) / bs
@@ -73,27 +83,18 @@ public struct ContentCipher: Sendable {
         let nonces = Self.nonceBytes(count * Self.nonceSize)
         var aad = associatedData(first)
         nonces.withUnsafeBytes { nonceBytes in
-            for i in 0..<count {
-                let index = first + UInt64(i)
-                for k in 0..<8 { aad[24 + k] = UInt8(truncatingIfNeeded: index >> (8 * UInt64(k))) }
-                let from = i * bs
-                let to = min(plaintext.count, from + bs)
-                // Invariant: from..<to lies in `plaintext`; the nonce slice lies in `nonceBytes`.
-                let nonce = try! AES.GCM.Nonce(data: UnsafeRawBufferPointer(rebasing: nonceBytes[(i * Self.nonceSize)..<((i + 1) * Self.nonceSize)]))
-                let box: AES.GCM.SealedBox
-                do {
-                    box = try AES.GCM.seal(UnsafeRawBufferPointer(rebasing: plaintext[from..<to]), using: key, nonce: nonce, authenticating: aad)
-                } catch {
-                    preconditionFailure("AES-GCM seal with a valid 256-bit key cannot fail: \(error)")
-                }
-                let out = i * Self.storedBlockSize
-                // Invariant: out + stored length ≤ output.count, checked by the precondition above.
-                nonce.withUnsafeBytes { output.baseAddress!.advanced(by: out).copyMemory(from: $0.baseAddress!, byteCount: Self.nonceSize) }
-                box.ciphertext.withUnsafeBytes {
-                    if $0.count > 0 { output.baseAddress!.advanced(by: out + Self.nonceSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                }
-                box.tag.withUnsafeBytes {
-                    output.baseAddress!.advanced(by: out + Self.nonceSize + to - from).copyMemory(from: $0.baseAddress!, byteCount: Self.tagSize)
+            aad.withUnsafeMutableBytes { a in
+                for i in 0..<count {
+                    let index = first + UInt64(i)
+                    for k in 0..<8 { a[24 + k] = UInt8(truncatingIfNeeded: index >> (8 * UInt64(k))) }
+                    let from = i * bs
+                    let to = min(plaintext.count, from + bs)
+                    let out = output.baseAddress! + i * Self.storedBlockSize
+                    // Invariant: from..<to lies in `plaintext`; out + stored length ≤ output.count (precondition).
+                    out.copyMemory(from: nonceBytes.baseAddress! + i * Self.nonceSize, byteCount: Self.nonceSize)
+                    aead.seal(
+                        nonce: out, aad: UnsafeRawBufferPointer(a),
+                        plaintext: UnsafeRawBufferPointer(rebasing: plaintext[from..<to]), into: out + Self.nonceSize)
                 }
             }
         }
@@ -118,37 +119,31 @@ public struct ContentCipher: Sendable {
     /// plaintext. Returns the index (relative to `first`) of the first block that fails, or nil if all pass.
     public func openBlocks(first: UInt64, stored: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, allowHole: Bool) -> Int? {
         var aad = associatedData(first)
-        var i = 0
-        var off = 0
-        while off < stored.count {
-            let len = min(Self.storedBlockSize, stored.count - off)
-            guard len > Self.overhead else { return i }
-            let index = first + UInt64(i)
-            for k in 0..<8 { aad[24 + k] = UInt8(truncatingIfNeeded: index >> (8 * UInt64(k))) }
-            let block = UnsafeRawBufferPointer(rebasing: stored[off..<(off + len)])
-            let plainLen = len - Self.overhead
-            let dst = i * Self.blockSize
-            guard dst + plainLen <= output.count else { return i }
-            if allowHole, !block.contains(where: { $0 != 0 }) {
-                output.baseAddress!.advanced(by: dst).initializeMemory(as: UInt8.self, repeating: 0, count: plainLen)
-            } else {
-                do {
-                    let box = try AES.GCM.SealedBox(
-                        nonce: AES.GCM.Nonce(data: UnsafeRawBufferPointer(rebasing: block[0..<Self.nonceSize])),
-                        ciphertext: UnsafeRawBufferPointer(rebasing: block[Self.nonceSize..<(Self.nonceSize + plainLen)]),
-                        tag: UnsafeRawBufferPointer(rebasing: block[(len - Self.tagSize)...]))
-                    let plain = try AES.GCM.open(box, using: key, authenticating: aad)
-                    plain.withUnsafeBytes {
-                        if $0.count > 0 { output.baseAddress!.advanced(by: dst).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                    }
-                } catch {
+        return aad.withUnsafeMutableBytes { a -> Int? in
+            var i = 0
+            var off = 0
+            while off < stored.count {
+                let len = min(Self.storedBlockSize, stored.count - off)
+                guard len > Self.overhead else { return i }
+                let index = first + UInt64(i)
+                for k in 0..<8 { a[24 + k] = UInt8(truncatingIfNeeded: index >> (8 * UInt64(k))) }
+                let block = UnsafeRawBufferPointer(rebasing: stored[off..<(off + len)])
+                let plainLen = len - Self.overhead
+                let dst = i * Self.blockSize
+                guard dst + plainLen <= output.count else { return i }
+                if allowHole, !block.contains(where: { $0 != 0 }) {
+                    output.baseAddress!.advanced(by: dst).initializeMemory(as: UInt8.self, repeating: 0, count: plainLen)
+                } else if !aead.open(
+                    nonce: block.baseAddress!, aad: UnsafeRawBufferPointer(a),
+                    sealed: UnsafeRawBufferPointer(rebasing: block[Self.nonceSize...]), into: output.baseAddress! + dst)
+                {
                     return i
                 }
+                off += len
+                i += 1
             }
-            off += len
-            i += 1
+            return nil
         }
-        return nil
     }
 
     /// Appends the stored form of `plaintext` (≤ one block) to `output`.
@@ -165,28 +160,55 @@ public struct ContentCipher: Sendable {
         if allowHole, !stored.contains(where: { $0 != 0 }) {
             return [UInt8](repeating: 0, count: stored.count - Self.overhead)
         }
-        do {
-            let box = try AES.GCM.SealedBox(combined: Array(stored))
-            return Array(try AES.GCM.open(box, using: key, authenticating: associatedData(index)))
-        } catch {
-            throw .authenticationFailed
+        let block = Array(stored)
+        let aad = associatedData(index)
+        // One spare byte so an empty plaintext still has an output address.
+        var plain = [UInt8](repeating: 0, count: block.count - Self.overhead + 1)
+        let ok = plain.withUnsafeMutableBytes { p in
+            block.withUnsafeBytes { b in
+                aad.withUnsafeBytes { a in
+                    aead.open(nonce: b.baseAddress!, aad: a, sealed: UnsafeRawBufferPointer(rebasing: b[Self.nonceSize...]), into: p.baseAddress!)
+                }
+            }
         }
+        guard ok else { throw .authenticationFailed }
+        plain.removeLast()
+        return plain
     }
 
-    /// The bare AES-256-GCM primitive, for the Wycheproof vectors: opens `ciphertext ‖ tag`.
+    /// The bare AES-256-GCM primitive the blocks use (``AESGCMContext``), for the Wycheproof vectors: opens
+    /// `ciphertext ‖ tag`. Only 96-bit nonces exist in format v1.
     static func _openPrimitive(key: [UInt8], nonce: [UInt8], aad: [UInt8], ciphertext: [UInt8], tag: [UInt8]) -> [UInt8]? {
-        guard let n = try? AES.GCM.Nonce(data: nonce),
-            let box = try? AES.GCM.SealedBox(nonce: n, ciphertext: ciphertext, tag: tag),
-            let pt = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: aad)
-        else { return nil }
-        return Array(pt)
+        guard key.count == 32, nonce.count == Self.nonceSize, tag.count == Self.tagSize else { return nil }
+        let ctx = AESGCMContext(key: SymmetricKey(data: key))
+        let sealed = ciphertext + tag
+        var out = [UInt8](repeating: 0, count: ciphertext.count + 1)
+        let ok = out.withUnsafeMutableBytes { o in
+            nonce.withUnsafeBytes { n in
+                aad.withUnsafeBytes { a in sealed.withUnsafeBytes { ctx.open(nonce: n.baseAddress!, aad: a, sealed: $0, into: o.baseAddress!) } }
+            }
+        }
+        guard ok else { return nil }
+        out.removeLast()
+        return out
     }
 
-    /// The bare AES-256-GCM primitive, for the Wycheproof vectors: returns `ciphertext ‖ tag`.
+    /// The bare AES-256-GCM primitive the blocks use, for the Wycheproof vectors: returns `ciphertext ‖ tag`.
     static func _sealPrimitive(key: [UInt8], nonce: [UInt8], aad: [UInt8], plaintext: [UInt8]) -> [UInt8]? {
-        guard let n = try? AES.GCM.Nonce(data: nonce),
-            let box = try? AES.GCM.seal(plaintext, using: SymmetricKey(data: key), nonce: n, authenticating: aad)
-        else { return nil }
+        guard key.count == 32, nonce.count == Self.nonceSize else { return nil }
+        let ctx = AESGCMContext(key: SymmetricKey(data: key))
+        var out = [UInt8](repeating: 0, count: plaintext.count + Self.tagSize)
+        out.withUnsafeMutableBytes { o in
+            nonce.withUnsafeBytes { n in
+                aad.withUnsafeBytes { a in plaintext.withUnsafeBytes { ctx.seal(nonce: n.baseAddress!, aad: a, plaintext: $0, into: o.baseAddress!) } }
+            }
+        }
+        return out
+    }
+
+    /// swift-crypto's one-shot `AES.GCM.seal`, the reference the reused context is checked against in tests.
+    static func _sealSwiftCrypto(key: [UInt8], nonce: [UInt8], aad: [UInt8], plaintext: [UInt8]) -> [UInt8] {
+        let box = try! AES.GCM.seal(plaintext, using: SymmetricKey(data: key), nonce: AES.GCM.Nonce(data: nonce), authenticating: aad)
         return Array(box.ciphertext) + Array(box.tag)
     }
 

@@ -2,6 +2,7 @@
 // This file is part of swift-efs. See LICENSE for details.
 
 import Foundation
+import Synchronization
 import Testing
 
 @testable import EFSCore
@@ -168,5 +169,57 @@ struct ContentCipherBulkTests {
         var back = [UInt8](repeating: 0, count: 3 * 4096)
         let bad = stored.withUnsafeBytes { s in back.withUnsafeMutableBytes { c.openBlocks(first: 0, stored: s, into: $0, allowHole: false) } }
         #expect(bad == 1)
+    }
+}
+
+@Suite("AES-GCM context")
+struct AESGCMContextTests {
+    @Test("the reused context seals exactly what swift-crypto's AES.GCM.seal does, and opens it", arguments: [0, 1, 15, 16, 17, 4095, 4096])
+    func matchesSwiftCrypto(length: Int) throws {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
+            let nonce = (0..<12).map { _ in UInt8.random(in: 0...255, using: &g) }
+            let aad = (0..<Int.random(in: 0...40, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }
+            let plain = (0..<length).map { _ in UInt8.random(in: 0...255, using: &g) }
+            let ours = try #require(ContentCipher._sealPrimitive(key: key, nonce: nonce, aad: aad, plaintext: plain))
+            #expect(ours == ContentCipher._sealSwiftCrypto(key: key, nonce: nonce, aad: aad, plaintext: plain))
+            let opened = ContentCipher._openPrimitive(
+                key: key, nonce: nonce, aad: aad, ciphertext: Array(ours.dropLast(16)), tag: Array(ours.suffix(16)))
+            #expect(opened == plain)
+            // Wrong AAD, nonce or key: rejected.
+            #expect(ContentCipher._openPrimitive(key: key, nonce: nonce, aad: aad + [0], ciphertext: Array(ours.dropLast(16)), tag: Array(ours.suffix(16))) == nil)
+            var n2 = nonce
+            n2[0] ^= 1
+            #expect(ContentCipher._openPrimitive(key: key, nonce: n2, aad: aad, ciphertext: Array(ours.dropLast(16)), tag: Array(ours.suffix(16))) == nil)
+            var k2 = key
+            k2[31] ^= 0x80
+            #expect(ContentCipher._openPrimitive(key: k2, nonce: nonce, aad: aad, ciphertext: Array(ours.dropLast(16)), tag: Array(ours.suffix(16))) == nil)
+        }
+    }
+
+    @Test("nonces of another length are refused, not truncated")
+    func nonceLength() {
+        let key = [UInt8](repeating: 1, count: 32)
+        #expect(ContentCipher._sealPrimitive(key: key, nonce: [UInt8](repeating: 0, count: 16), aad: [], plaintext: [1]) == nil)
+        #expect(ContentCipher._openPrimitive(key: key, nonce: [UInt8](repeating: 0, count: 8), aad: [], ciphertext: [1], tag: [UInt8](repeating: 0, count: 16)) == nil)
+    }
+
+    @Test("one cipher used from several threads at once seals and opens correctly")
+    func concurrentUse() {
+        let c = ContentCipher(FileEncryptionKey.generate(fileID: .random()))
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            let plain = [UInt8](repeating: UInt8(t), count: 64 * 4096)
+            var stored = [UInt8](repeating: 0, count: 64 * ContentCipher.storedBlockSize)
+            var back = [UInt8](repeating: 0, count: plain.count)
+            for round in 0..<20 {
+                let first = UInt64(t * 1000 + round * 64)
+                plain.withUnsafeBytes { p in stored.withUnsafeMutableBytes { c.sealBlocks(first: first, plaintext: p, into: $0) } }
+                let bad = stored.withUnsafeBytes { s in back.withUnsafeMutableBytes { c.openBlocks(first: first, stored: s, into: $0, allowHole: false) } }
+                if bad != nil || back != plain { failures.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
     }
 }
