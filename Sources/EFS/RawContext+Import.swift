@@ -59,7 +59,6 @@ extension RawContext {
 struct Importer {
     let context: RawContext
     var path: FilePath { context.path }
-    var temp: FilePath?
     var fd: FileDescriptor?
     var meta: RawMetadata?
     var header: FileHeader?
@@ -124,13 +123,12 @@ struct Importer {
     }
 
     mutating func createTemporary(_ m: RawMetadata) throws {
-        let target = directoryTarget ? path.appending(DirectoryMarker.name) : path
-        let tmp = directoryTarget
-            ? TemporaryName.beside(path.removingLastComponent().appending(".\(path.lastComponent?.string ?? "dir")"))
-            : TemporaryName.beside(target)
+        let (dir, name) = context.state.withLock { ($0.directory, $0.name) }
+        guard let dir else { throw EFSError(.invalidOperation, "the raw context is closed") }
+        // A directory's marker is made beside the directory (`..NAME.efs-tmp-…`) and renamed into it at commit.
+        let tmp = TemporaryName.name(for: directoryTarget ? ".\(name)" : name)
         let h = FileHeader(fileID: m.header.fileID, slotCapacity: FileHeader.slotCapacity(forMetadataSize: m.metadataBody.count))
-        let newFD = try Sys.open(tmp, [.readWrite, .create, .exclusive], mode: [.ownerReadWrite])
-        temp = tmp
+        let newFD = try Sys.openat(dir, tmp, [.readWrite, .create, .exclusive, .noFollow], mode: [.ownerReadWrite])
         fd = newFD
         context.state.withLock {
             $0.temporary = tmp
@@ -161,7 +159,9 @@ struct Importer {
     /// Checks the whole object, fsyncs it and renames it into place.
     mutating func commit() throws {
         try flushNamed()
-        guard let fd, let temp, let meta, let header else { throw EFSError(.notExportFormat, "\(path): no metadata stream") }
+        guard let fd, let meta, let header else { throw EFSError(.notExportFormat, "\(path): no metadata stream") }
+        let (dirFD, name, temp, st) = context.state.withLock { ($0.directory, $0.name, $0.temporary, $0.existing) }
+        guard let dirFD, let temp else { throw EFSError(.invalidOperation, "the raw context is closed") }
         if !directoryTarget {
             // Holes left out at the end of a sparse file are restored as holes; a short non-sparse file is truncated.
             let needed = ContentCipher.storedLength(forPlaintextSize: meta.claimedPlaintextSize)
@@ -174,7 +174,6 @@ struct Importer {
         }
         for (name, value) in named { try Sys.setXattr(fd, NamedStreams.backingPrefix + name, value) }
         _ = try EncryptedFileInfo.read(fd, path: path)
-        let st = context.state.withLock { $0.existing }
         var mode = 0o666 & ~Sys.currentUmask()
         if let st, st.kind == .regular {
             mode = st.mode & 0o7777
@@ -183,16 +182,19 @@ struct Importer {
         try Sys.fchmod(fd, directoryTarget ? 0o644 : mode)
         let durable = context.durability == .eachObject
         if durable { try Sys.fsync(fd) }
+        // Every name below is relative to the directory opened by `open`, never resolved from a path again.
         if directoryTarget {
-            if !FileIO.exists(path) { try Sys.mkdir(path, mode: 0o777 & ~Sys.currentUmask()) }
-            try Sys.rename(temp, path.appending(DirectoryMarker.name))
-            if durable { FileIO.syncDirectory(path) }
+            if (try? Sys.lstatat(dirFD, name)) == nil { try Sys.mkdirat(dirFD, name, mode: 0o777 & ~Sys.currentUmask()) }
+            let target = try RawContext.openDirectoryTarget(dirFD, name, path)
+            defer { Sys.close(target) }
+            try Sys.renameat(dirFD, temp, target, DirectoryMarker.name)
+            if durable { try? Sys.fsync(target) }
         } else if st == nil {
-            try Sys.renameNoReplace(temp, path)
+            try Sys.renameNoReplaceAt(dirFD, temp, dirFD, name)
         } else {
-            try Sys.rename(temp, path)
+            try Sys.renameat(dirFD, temp, dirFD, name)
         }
-        if durable { FileIO.syncDirectory(path.removingLastComponent()) }
+        if durable { try? Sys.fsync(dirFD) }
         context.state.withLock {
             $0.temporary = nil
         }
@@ -202,7 +204,7 @@ struct Importer {
     func discard() {
         context.state.withLock { s in
             if let fd = s.temporaryFD { Sys.close(fd) }
-            if let t = s.temporary { try? Sys.unlink(t) }
+            if let t = s.temporary, let dir = s.directory { try? Sys.unlinkat(dir, t) }
             s.temporaryFD = nil
             s.temporary = nil
         }

@@ -61,7 +61,13 @@ public final class RawContext: Sendable {
         var fd: FileDescriptor?
         var used = false
         var closed = false
-        var temporary: FilePath?
+        /// Import: the directory the target is created in, opened once; every later step is relative to it, so
+        /// a path component swapped for a symbolic link after the open cannot redirect the import.
+        var directory: FileDescriptor?
+        /// Import: the target's name in ``directory``.
+        var name = ""
+        /// Import: the temporary file's name in ``directory``, while it exists.
+        var temporary: String?
         var temporaryFD: FileDescriptor?
         var existing: FileStatus?
     }
@@ -105,14 +111,33 @@ public final class RawContext: Sendable {
         return RawContext(path: path, flags: flags, isDirectory: isDir, state: State(fd: fd))
     }
 
+    /// Where ``openAndLock(_:display:)`` finds the object: a path, or a name in an open directory.
+    enum LockTarget {
+        case path(FilePath)
+        case at(FileDescriptor, String)
+
+        func open(writable: Bool) throws(Errno) -> FileDescriptor {
+            let flags: OpenFlags = [writable ? .readWrite : .readOnly, .noFollow]
+            switch self {
+            case .path(let p): return try Sys.open(p, flags)
+            case .at(let dir, let name): return try Sys.openat(dir, name, flags)
+            }
+        }
+    }
+
     /// Opens read-write if allowed (so the lock is exclusive), else read-only with a shared lock and a check that
-    /// nobody else holds one. Either way a second EFS opener gets a sharing violation.
+    /// nobody else holds one. Either way a second EFS opener gets a sharing violation. Never follows a final
+    /// symbolic link.
     static func openAndLock(_ target: FilePath, display: FilePath) throws(EFSError) -> FileDescriptor {
+        try openAndLock(LockTarget.path(target), display: display)
+    }
+
+    static func openAndLock(_ target: LockTarget, display: FilePath) throws(EFSError) -> FileDescriptor {
         var fd: FileDescriptor
         var exclusive = true
-        do { fd = try Sys.open(target, [.readWrite, .noFollow]) } catch {
+        do { fd = try target.open(writable: true) } catch {
             guard error == .permissionDenied || error == .readOnlyFileSystem else { throw EFSError.system(error, "cannot open", display) }
-            do { fd = try Sys.open(target, [.readOnly, .noFollow]) } catch { throw EFSError.system(error, "cannot open", display) }
+            do { fd = try target.open(writable: false) } catch { throw EFSError.system(error, "cannot open", display) }
             exclusive = false
         }
         do {
@@ -132,31 +157,74 @@ public final class RawContext: Sendable {
 
     private static func openForImport(_ path: FilePath, _ flags: RawFlags, _ durability: Durability) throws(EFSError) -> RawContext {
         let parent = path.removingLastComponent().isEmpty ? FilePath(".") : path.removingLastComponent()
-        let pst: FileStatus
-        do { pst = try Sys.stat(parent) } catch { throw EFSError.system(error, "cannot import into", parent) }
-        guard pst.kind == .directory else { throw EFSError(.fileNotFound, "\(parent) is not a directory") }
-        guard Sys.isWritable(parent) else { throw EFSError(.accessDenied, "no write access to \(parent)") }
-        let isDir = flags.contains(.createForDirectory)
-        var st = State()
-        if let existing = try? Sys.lstat(path) {
-            let name = path.lastComponent?.string ?? ""
-            // "Hidden" on Linux: a dot name, the usual convention for objects that listings hide.
-            if name.hasPrefix("."), !flags.contains(.overwriteHidden) {
-                throw EFSError(.accessDenied, "\(path) exists and is hidden: give OVERWRITE_HIDDEN (--overwrite-hidden) to replace it")
-            }
-            switch (existing.kind, isDir) {
-            case (.directory, false): throw EFSError(.alreadyExists, "\(path) is a directory (use CREATE_FOR_DIR to import a directory)")
-            case (.regular, true), (.symlink, true), (.other, true): throw EFSError(.alreadyExists, "\(path) exists and is not a directory")
-            case (.symlink, false), (.other, false): throw EFSError(.notSupported, "\(path) exists and is not a regular file")
-            case (.directory, true):
-                let marker = path.appending(DirectoryMarker.name)
-                if FileIO.exists(marker) { st.fd = try openAndLock(marker, display: path) }
-            case (.regular, false):
-                st.fd = try openAndLock(path, display: path)
-            }
-            st.existing = existing
+        guard let name = path.lastComponent?.string, name != ".", name != ".." else {
+            throw EFSError(.invalidArgument, "\(path) does not name an object to import into")
         }
-        return RawContext(path: path, flags: flags, isDirectory: isDir, state: st, durability: durability)
+        let dir: FileDescriptor
+        do { dir = try Sys.open(parent, [.readOnly, .directory]) } catch where error == .notDirectory {
+            throw EFSError(.fileNotFound, "\(parent) is not a directory")
+        } catch {
+            throw EFSError.system(error, "cannot import into", parent)
+        }
+        defer { Sys.close(dir) }
+        return try openForImport(in: dir, name: name, path: path, flags: flags, durability: durability)
+    }
+
+    /// `OpenEncryptedFileRaw` for import, relative to an open directory: the object `name` in `directory`.
+    ///
+    /// Nothing is resolved by path after this: the context keeps its own descriptor of `directory`, and the
+    /// existing target, the temporary file, a directory target's marker and the final rename are all reached
+    /// relative to it without following symbolic links. This is what `efs restore` uses, after opening each parent
+    /// one component at a time with `O_NOFOLLOW`, so that another local user who can write into the destination
+    /// cannot make an import land outside it by swapping a directory for a link.
+    ///
+    /// - Parameter path: what messages call the object (the import never resolves it).
+    public static func openForImport(in directory: FileDescriptor, name: String, path: FilePath, flags: RawFlags,
+                                     durability: Durability = .eachObject) throws(EFSError) -> RawContext {
+        let flags = flags.union(.createForImport)
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/") else {
+            throw EFSError(.invalidArgument, "'\(name)' is not a name in a directory")
+        }
+        let dir: FileDescriptor
+        do { dir = try Sys.openat(directory, ".", [.readOnly, .directory]) } catch {
+            throw EFSError.system(error, "cannot import into the directory of", path)
+        }
+        var st = State(directory: dir, name: name)
+        do throws(EFSError) {
+            guard Sys.isWritableDirectory(dir) else { throw EFSError(.accessDenied, "no write access to the directory of \(path)") }
+            let isDir = flags.contains(.createForDirectory)
+            if let existing = try? Sys.lstatat(dir, name) {
+                // "Hidden" on Linux: a dot name, the usual convention for objects that listings hide.
+                if name.hasPrefix("."), !flags.contains(.overwriteHidden) {
+                    throw EFSError(.accessDenied, "\(path) exists and is hidden: give OVERWRITE_HIDDEN (--overwrite-hidden) to replace it")
+                }
+                switch (existing.kind, isDir) {
+                case (.directory, false): throw EFSError(.alreadyExists, "\(path) is a directory (use CREATE_FOR_DIR to import a directory)")
+                case (.regular, true), (.symlink, true), (.other, true): throw EFSError(.alreadyExists, "\(path) exists and is not a directory")
+                case (.symlink, false), (.other, false): throw EFSError(.notSupported, "\(path) exists and is not a regular file")
+                case (.directory, true):
+                    let target = try openDirectoryTarget(dir, name, path)
+                    defer { Sys.close(target) }
+                    if (try? Sys.lstatat(target, DirectoryMarker.name)) != nil {
+                        st.fd = try openAndLock(.at(target, DirectoryMarker.name), display: path)
+                    }
+                case (.regular, false):
+                    st.fd = try openAndLock(.at(dir, name), display: path)
+                }
+                st.existing = existing
+            }
+        } catch {
+            Sys.close(dir)
+            throw error
+        }
+        return RawContext(path: path, flags: flags, isDirectory: flags.contains(.createForDirectory), state: st, durability: durability)
+    }
+
+    /// Opens the existing directory `name` in `dir` without following a symbolic link.
+    static func openDirectoryTarget(_ dir: FileDescriptor, _ name: String, _ path: FilePath) throws(EFSError) -> FileDescriptor {
+        do { return try Sys.openat(dir, name, [.readOnly, .directory, .noFollow]) } catch {
+            throw EFSError.system(error, "cannot open the directory", path)
+        }
     }
 
     // MARK: - Close
@@ -167,9 +235,11 @@ public final class RawContext: Sendable {
             guard !s.closed else { return }
             s.closed = true
             if let fd = s.temporaryFD { Sys.close(fd) }
-            if let t = s.temporary { try? Sys.unlink(t) }
+            if let t = s.temporary, let dir = s.directory { try? Sys.unlinkat(dir, t) }
             if let fd = s.fd { Sys.close(fd) }
+            if let dir = s.directory { Sys.close(dir) }
             s.fd = nil
+            s.directory = nil
             s.temporaryFD = nil
             s.temporary = nil
         }

@@ -12,8 +12,8 @@ import SystemPackage
 /// parent directories are opened one component at a time from the destination with `O_DIRECTORY | O_NOFOLLOW`, so
 /// an existing symbolic link (one the archive made earlier, or one already there) is never followed, and the entry
 /// is created relative to the directory so opened. A leaf that is a symbolic link is removed and replaced, never
-/// written through. Raw imports go through ``RawContext``, which takes a path: that path is the destination's real
-/// path plus components just verified this way.
+/// written through. Raw imports go through ``RawContext/openForImport(in:name:path:flags:durability:)`` with the
+/// parent so opened: they too resolve no path.
 final class Restorer {
     let input: ArchiveInput
     let root: FileDescriptor
@@ -245,7 +245,16 @@ final class Restorer {
         let dir = try directory(dirParts, create: true)
         if let m = try? Sys.lstatat(dir, DirectoryMarker.name), m.kind != .regular { try clear(dir, DirectoryMarker.name) }
         let path = dirParts.reduce(rootPath) { $0.appending($1) }
-        let ctx = try RawContext.open(path, flags: [.createForImport, .createForDirectory, .overwriteHidden], durability: .deferredToCaller)
+        let flags: RawFlags = [.createForImport, .createForDirectory, .overwriteHidden]
+        let ctx: RawContext
+        if let name = dirParts.last {
+            let parent = try open(Array(dirParts.dropLast()), create: false)
+            defer { Sys.close(parent) }
+            ctx = try RawContext.openForImport(in: parent, name: name, path: path, flags: flags, durability: .deferredToCaller)
+        } else {
+            // The destination itself: the path the user gave, resolved once like every other destination.
+            ctx = try RawContext.open(rootPath, flags: flags, durability: .deferredToCaller)
+        }
         defer { ctx.close() }
         try ctx.write { max in try self.content(max, entry.path) }
         if isRoot { try? Sys.lchownat(dir, DirectoryMarker.name, uid: entry.uid, gid: entry.gid) }
@@ -301,7 +310,10 @@ final class Restorer {
     func restoreEncryptedFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String, _ parts: [String]) throws(EFSError) {
         if let st = try? Sys.lstatat(parent, name), st.kind != .regular { try clear(parent, name) }
         let path = parts.reduce(rootPath) { $0.appending($1) }
-        let ctx = try RawContext.open(path, flags: [.createForImport, .overwriteHidden], durability: .deferredToCaller)
+        // Relative to the parent opened component by component without following links: no path is resolved
+        // again, so a directory swapped for a symbolic link meanwhile cannot redirect the import.
+        let ctx = try RawContext.openForImport(in: parent, name: name, path: path, flags: [.createForImport, .overwriteHidden],
+                                               durability: .deferredToCaller)
         defer { ctx.close() }
         try ctx.write { max in try self.content(max, entry.path) }
         do throws(Errno) {

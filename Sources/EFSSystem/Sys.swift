@@ -673,6 +673,26 @@ extension Sys {
         return FileStatus(s)
     }
 
+    /// `renameat2(RENAME_NOREPLACE)` within or between open directories: fails with EEXIST if `to` exists. Falls
+    /// back to `linkat` + `unlinkat` where the file system lacks renameat2 (some network file systems), as
+    /// ``renameNoReplace(_:_:)`` does.
+    public static func renameNoReplaceAt(_ fromDir: FileDescriptor, _ from: String, _ toDir: FileDescriptor, _ to: String) throws(Errno) {
+        FaultInjection.check(.rename)
+        switch nothingOrErrno({ cefs_renameat2_at(fromDir.rawValue, from, toDir.rawValue, to, RenameFlags.noReplace.rawValue) }) {
+        case .success: return
+        case .failure(let e) where e == .invalidArgument || e == .noFunction:
+            try nothingOrErrno { Glibc.linkat(fromDir.rawValue, from, toDir.rawValue, to, 0) }.get()
+            try unlinkat(fromDir, from)
+        case .failure(let e): throw e
+        }
+    }
+
+    /// Whether the calling process may create and remove entries in the open directory `dir` (real uid, like
+    /// `access(2)`), checked on the descriptor so that no path is resolved again.
+    public static func isWritableDirectory(_ dir: FileDescriptor) -> Bool {
+        Glibc.faccessat(dir.rawValue, ".", W_OK, 0) == 0
+    }
+
     /// `renameat2(2)` between two directories, with `RENAME_NOREPLACE` or `RENAME_EXCHANGE`.
     public static func renameat2(_ fromDir: FileDescriptor, _ from: String, _ toDir: FileDescriptor, _ to: String, flags: RenameFlags) throws(Errno) {
         FaultInjection.check(.rename)

@@ -22,6 +22,11 @@ func exportRaw(_ path: FilePath, flags: RawFlags = []) throws -> [UInt8] {
 func importRaw(_ stream: [UInt8], to path: FilePath, flags: RawFlags = [.createForImport], chunk: Int = 65_536) throws {
     let ctx = try RawContext.open(path, flags: flags)
     defer { ctx.close() }
+    try feed(ctx, stream, chunk: chunk)
+}
+
+/// Writes `stream` through an import context, `chunk` bytes at most per callback.
+func feed(_ ctx: RawContext, _ stream: [UInt8], chunk: Int = 65_536) throws {
     var pos = 0
     try ctx.write { max in
         let n = min(max, chunk, stream.count - pos)
@@ -271,4 +276,77 @@ struct ExtendedAttributeTests {
         #expect(try a.extendedAttribute("user.comment") == Array("top secret note".utf8))
         try a.close()
     }
+
+    @Test("an import opened on a directory lands there even if its path is swapped for a symbolic link meanwhile")
+    func importRelativeToOpenDirectory() throws {
+        let f = try Fixture()
+        let plain = TestFiles.bytes(10_000, seed: 7)
+        let p = f.file("x.bin", plain)
+        try f.alice.session.encryptFile(at: p)
+        let stream = try exportRaw(p)
+        let d = f.volume.appending("d")
+        let dir = f.volume.appending("dir")
+        try FileManager.default.createDirectory(atPath: d.string, withIntermediateDirectories: false)
+        let srcDir = f.volume.appending("src-dir")
+        try FileManager.default.createDirectory(atPath: srcDir.string, withIntermediateDirectories: false)
+        try f.alice.session.encryptFile(at: srcDir)
+        let dirStream = try exportRaw(srcDir, flags: [.createForDirectory])
+        let outside = TemporaryDirectory()
+        for (name, s, flags) in [("x.bin", stream, RawFlags.createForImport), ("sub", dirStream, [.createForImport, .createForDirectory])] {
+            let fd = try Sys.open(d, [.readOnly, .directory])
+            defer { Sys.close(fd) }
+            let ctx = try RawContext.openForImport(in: fd, name: name, path: d.appending(name), flags: flags)
+            defer { ctx.close() }
+            // A hostile local user moves the directory away and puts a link to elsewhere in its place.
+            try Sys.rename(d, dir)
+            try FileManager.default.createSymbolicLink(atPath: d.string, withDestinationPath: outside.path.string)
+            try feed(ctx, s)
+            ctx.close()
+            #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path.string).isEmpty, "nothing lands through the link")
+            try FileManager.default.removeItem(atPath: d.string)
+            try Sys.rename(dir, d)
+        }
+        #expect(try f.alice.session.open(at: d.appending("x.bin")).read(at: 0, count: plain.count + 1) == plain)
+        #expect(try f.alice.session.fileEncryptionStatus(at: d.appending("sub")) == .encrypted)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: d.string).sorted() == ["sub", "x.bin"], "no temporary left")
+        // The same rules as a path open: names, hidden targets, existing objects, sharing.
+        let fd = try Sys.open(d, [.readOnly, .directory])
+        defer { Sys.close(fd) }
+        for bad in ["", ".", "..", "a/b"] {
+            #expect(throws: EFSError(.invalidArgument, "")) { try RawContext.openForImport(in: fd, name: bad, path: d, flags: [.createForImport]) }
+        }
+        #expect(throws: EFSError(.alreadyExists, "")) {
+            try RawContext.openForImport(in: fd, name: "sub", path: d.appending("sub"), flags: [.createForImport])
+        }
+        let held = try RawContext.open(d.appending("x.bin"), flags: [])
+        #expect(throws: EFSError(.sharingViolation, "")) {
+            try RawContext.openForImport(in: fd, name: "x.bin", path: d.appending("x.bin"), flags: [.createForImport])
+        }
+        held.close()
+        TestFiles.write(d.appending(".hidden"), [1])
+        #expect(throws: EFSError(.accessDenied, "")) {
+            try RawContext.openForImport(in: fd, name: ".hidden", path: d.appending(".hidden"), flags: [.createForImport])
+        }
+    }
+
+    @Test("an import refuses a final symbolic link swapped in for the existing target")
+    func importDoesNotFollowSwappedTarget() throws {
+        let f = try Fixture()
+        let p = f.file("y.bin", TestFiles.bytes(5_000, seed: 9))
+        try f.alice.session.encryptFile(at: p)
+        let stream = try exportRaw(p)
+        let elsewhere = TemporaryDirectory()
+        let victim = elsewhere.appending("victim")
+        TestFiles.write(victim, Array("keep me".utf8))
+        // Replace y.bin with a link to the victim after the existing target was checked: the import must replace
+        // the link, never write through it.
+        let ctx = try RawContext.open(p, flags: [.createForImport])
+        defer { ctx.close() }
+        try Sys.unlink(p)
+        try FileManager.default.createSymbolicLink(atPath: p.string, withDestinationPath: victim.string)
+        try feed(ctx, stream)
+        #expect(TestFiles.read(victim) == Array("keep me".utf8))
+        #expect(try Sys.lstat(p).kind == .regular)
+    }
+
 }
