@@ -40,20 +40,46 @@ public struct EncryptedFileInfo: Sendable {
 
     /// Finds a redo record at the end of the backing file (`Documentation/file-format.md` §5.4).
     static func pendingJournal(_ fd: FileDescriptor, header: FileHeader, fileID: FileID, backingLength: Int64) throws(Errno) -> WriteJournal? {
+        try pendingJournal(BackingReader(fd, prefix: []), header: header, fileID: fileID, backingLength: backingLength)
+    }
+
+    static func pendingJournal(_ file: BackingReader, header: FileHeader, fileID: FileID, backingLength: Int64) throws(Errno) -> WriteJournal? {
         let dataOffset = UInt64(header.dataOffset)
         let region = UInt64(max(0, backingLength - Int64(dataOffset)))
         guard region > UInt64(WriteJournal.footerSize) else { return nil }
-        let footer = try Sys.pread(fd, count: WriteJournal.footerSize, at: backingLength - Int64(WriteJournal.footerSize))
+        let footer = try file.read(WriteJournal.footerSize, at: backingLength - Int64(WriteJournal.footerSize))
         guard let record = WriteJournal.footer(footer, regionLength: region, dataOffset: dataOffset) else { return nil }
-        let payload = try Sys.pread(fd, count: record.length, at: Int64(dataOffset + record.dataEnd))
+        let payload = try file.read(record.length, at: Int64(dataOffset + record.dataEnd))
         return record.withPayload(payload, footer: footer, fileID: fileID)
+    }
+
+    /// Bytes read from the first ``BackingReader/prefixSize`` bytes of a backing file at once: for the usual
+    /// metadata sizes that holds the header, the size records and both metadata slots (and all of a small file),
+    /// so reading the structure costs one `pread` instead of six (it showed in `efs backup` of many small files).
+    struct BackingReader {
+        static let prefixSize = 16_384
+        let fd: FileDescriptor
+        let prefix: [UInt8]
+
+        init(_ fd: FileDescriptor, prefix: [UInt8]) {
+            self.fd = fd
+            self.prefix = prefix
+        }
+
+        func read(_ count: Int, at offset: Int64) throws(Errno) -> [UInt8] {
+            if offset >= 0, count >= 0, offset + Int64(count) <= Int64(prefix.count) {
+                return Array(prefix[Int(offset)..<(Int(offset) + count)])
+            }
+            return try Sys.pread(fd, count: count, at: offset)
+        }
     }
 
     /// Reads and checks the structure of an encrypted file.
     public static func read(_ fd: FileDescriptor, path: FilePath?) throws(EFSError) -> EncryptedFileInfo {
         try mapErrors(path, "cannot read") {
             let st = try Sys.fstat(fd)
-            let head = try Sys.pread(fd, count: 192, at: 0)
+            let file = BackingReader(fd, prefix: try Sys.pread(fd, count: Int(min(Int64(BackingReader.prefixSize), max(0, st.size))), at: 0))
+            let head = try file.read(192, at: 0)
             let header = try FileHeader(decoding: head)
             guard head.count == 192 else { throw FormatError.truncated("size records") }
             guard st.size >= Int64(header.dataOffset) else {
@@ -64,9 +90,9 @@ public struct EncryptedFileInfo: Sendable {
             for slot in 0..<2 {
                 let off = Int64(header.slotOffset(slot))
                 do {
-                    let slotHead = try Sys.pread(fd, count: MetadataSlot.headerSize, at: off)
+                    let slotHead = try file.read(MetadataSlot.headerSize, at: off)
                     guard let (_, length) = try MetadataSlot.decodeHeader(slotHead, capacity: header.slotCapacity) else { continue }
-                    let whole = try Sys.pread(fd, count: MetadataSlot.headerSize + length, at: off)
+                    let whole = try file.read(MetadataSlot.headerSize + length, at: off)
                     guard let (gen, body) = try MetadataSlot.decode(whole, capacity: header.slotCapacity) else { continue }
                     if gen > (best?.gen ?? 0) { best = (gen, body, slot) }
                 } catch let e as FormatError {
@@ -82,7 +108,7 @@ public struct EncryptedFileInfo: Sendable {
             // A 1…28-byte tail past the last whole block is a torn extension and is ignored (see storedDataLength);
             // whether the blocks before it are enough is decided against the authenticated size record.
             _ = stored
-            let journal = try pendingJournal(fd, header: header, fileID: header.fileID, backingLength: st.size)
+            let journal = try pendingJournal(file, header: header, fileID: header.fileID, backingLength: st.size)
             return EncryptedFileInfo(
                 header: header, metadata: metadata, metadataBody: best.body, metadataGeneration: best.gen,
                 activeSlot: best.slot, backingLength: st.size, sizeRecordBytes: Array(head[64..<192]), journal: journal)

@@ -12,7 +12,7 @@ extension RawContext {
     public static let blocksPerSegment = 15
 
     /// What an export will send: computed once, with the file locked, so its length is known in advance.
-    struct ExportPlan {
+    struct ExportPlan: Sendable {
         var info: EncryptedFileInfo
         var prefix: [UInt8]
         /// Data segments to send: index of the segment, stored offset and length.
@@ -84,7 +84,11 @@ extension RawContext {
     public func streamLength() throws(EFSError) -> UInt64 {
         try state.withLock { (s: inout State) throws(EFSError) in
             guard !s.closed, !isImport, let fd = s.fd else { throw EFSError(.invalidOperation, "not an open export context") }
-            return try plan(fd).length
+            if let p = s.plan { return p.length }
+            // Kept for read(_:): the object is locked, so what it will send cannot change through EFS meanwhile.
+            let p = try plan(fd)
+            s.plan = p
+            return p.length
         }
     }
 
@@ -93,8 +97,11 @@ extension RawContext {
     /// ``EFSError/Code/aborted`` with the sink's error as cause.
     public func read(_ sink: ([UInt8]) throws -> Void) throws(EFSError) {
         try begin(importing: false)
-        guard let fd = state.withLock({ $0.fd }) else { throw EFSError(.invalidOperation, "the raw context is closed") }
-        let plan = try plan(fd)
+        guard let (fd, planned) = state.withLock({ s in s.fd.map { ($0, s.plan) } }) else {
+            throw EFSError(.invalidOperation, "the raw context is closed")
+        }
+        let plan: ExportPlan
+        if let planned { plan = planned } else { plan = try self.plan(fd) }
         func emit(_ bytes: [UInt8]) throws(EFSError) {
             do { try sink(bytes) } catch {
                 throw EFSError(.aborted, "\(path): the export callback stopped the export", cause: error)

@@ -70,6 +70,8 @@ public final class RawContext: Sendable {
         var temporary: String?
         var temporaryFD: FileDescriptor?
         var existing: FileStatus?
+        /// Export: what ``streamLength()`` planned, reused by ``read(_:)``.
+        var plan: ExportPlan?
     }
     let state: Mutex<State>
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // This file is part of swift-efs. See LICENSE for details.
 
-import EFS
+@testable import EFS
 import EFSCore
+import EFSSystem
 import EFSTestSupport
 import Foundation
 import SystemPackage
@@ -66,6 +67,14 @@ struct UsersTests {
         #expect(try f.alice.session.queryUsers(at: p).count == 31)
         #expect(try f.alice.session.open(at: p).read(at: 0, count: 20_000) == plain)
         #expect(try f.agent.session.open(at: p).read(at: 0, count: 20_000) == plain)
+        // Metadata past the one-read prefix of EncryptedFileInfo: its slots are read on their own, and the file
+        // still travels raw.
+        let fd = try Sys.open(p, .readOnly)
+        defer { Sys.close(fd) }
+        #expect(try EncryptedFileInfo.read(fd, path: p).header.dataOffset > UInt64(EncryptedFileInfo.BackingReader.prefixSize))
+        let copy = f.volume.appending("big-copy.bin")
+        try importRaw(try exportRaw(p), to: copy)
+        #expect(try f.alice.session.open(at: copy).read(at: 0, count: 20_001) == plain)
     }
 
     @Test("rekey moves files to the current key and to the volume's new recovery policy")
