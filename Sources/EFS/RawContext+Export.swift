@@ -44,8 +44,18 @@ extension RawContext {
             while off < stored {
                 let n = min(segStored, stored - off)
                 // A segment that lies entirely in a file-system hole is left out: the importer restores the hole.
-                let next = try mapErrors(path, "cannot read") { try Sys.nextData(fd, from: base + Int64(off)) }
-                if let next, next < base + Int64(off + n) {
+                // Only the 4 KiB pages wholly inside the segment are asked about: the pages it shares with its
+                // neighbours are allocated when a neighbour holds data, and would make a hole look like data (so an
+                // export of an import would grow by the zero segments beside each data run). Every whole stored
+                // block with data (4124 bytes) writes into at least one inner page of its segment, so none is
+                // missed; a short last block shares its page with no later segment, so the last segment's pages
+                // run to its end.
+                let from = base + Int64(off), to = from + Int64(n)
+                let inner = (from + 4095) / 4096 * 4096
+                let innerEnd = off + n == stored ? to : to / 4096 * 4096
+                let (probe, end) = inner < innerEnd ? (inner, innerEnd) : (from, to)
+                let next = try mapErrors(path, "cannot read") { try Sys.nextData(fd, from: probe) }
+                if let next, next < end {
                     segments.append((index, off, Int(n)))
                     length += UInt64(RawStream.dataSegmentHeaderSize) + n
                 } else if next == nil {

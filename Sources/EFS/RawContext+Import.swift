@@ -16,6 +16,14 @@ extension RawContext {
     /// - Throws: ``EFSError/Code/notExportFormat`` for a malformed stream (nothing is changed),
     ///   ``EFSError/Code/aborted`` if `source` throws.
     public func write(_ source: (Int) throws -> [UInt8]) throws(EFSError) {
+        try write(chunkSize: Self.importChunkSize, source)
+    }
+
+    /// Bytes read at a time by ``importStream(from:)``: larger than a callback chunk, so a big import makes a
+    /// sixteenth of the system calls.
+    static let descriptorReadSize = 1 << 20
+
+    func write(chunkSize: Int, _ source: (Int) throws -> [UInt8]) throws(EFSError) {
         try begin(importing: true)
         var importer = Importer(context: self)
         var decoder = RawStreamDecoder()
@@ -23,10 +31,10 @@ extension RawContext {
         do {
             while true {
                 let chunk: [UInt8]
-                do { chunk = try source(Self.importChunkSize) } catch {
+                do { chunk = try source(chunkSize) } catch {
                     throw EFSError(.aborted, "\(path): the import callback stopped the import", cause: error)
                 }
-                guard chunk.count <= Self.importChunkSize else {
+                guard chunk.count <= chunkSize else {
                     throw EFSError(.invalidArgument, "the import callback returned more bytes than asked for")
                 }
                 if chunk.isEmpty { break }
@@ -49,7 +57,7 @@ extension RawContext {
 
     /// Imports from a file descriptor until end of file.
     public func importStream(from input: FileDescriptor) throws(EFSError) {
-        try write { max in
+        try write(chunkSize: Self.descriptorReadSize) { max in
             do throws(Errno) { return try Sys.read(input, count: max) } catch { throw EFSError.system(error, "cannot read the stream") }
         }
     }
@@ -68,6 +76,11 @@ struct Importer {
     var endedWithPartialBlock = false
     var named: [(String, [UInt8])] = []
     var namedValue: [UInt8] = []
+    /// Data segments not yet written: consecutive stored bytes from `pendingOffset`, written in one `pwrite` once
+    /// they reach ``flushSize`` (segments are ~60 KiB; one write per segment cost a third of a large import).
+    var pending: [UInt8] = []
+    var pendingOffset: Int64 = 0
+    static let flushSize = 4 << 20
 
     init(context: RawContext) { self.context = context }
 
@@ -151,15 +164,31 @@ struct Importer {
             throw EFSError(.notExportFormat, "\(path): a data segment's size does not match its blocks")
         }
         let storedOffset = seg.startingFileOffset / UInt64(ContentCipher.blockSize) * UInt64(ContentCipher.storedBlockSize)
-        try Sys.pwriteAll(fd, payload, at: Int64(header.dataOffset) + Int64(storedOffset))
+        let at = Int64(header.dataOffset) + Int64(storedOffset)
+        if pending.isEmpty || at != pendingOffset + Int64(pending.count) || pending.count + payload.count > Self.flushSize {
+            try flushData(fd)
+            pendingOffset = at
+            if pending.capacity < Self.flushSize { pending.reserveCapacity(Self.flushSize) }
+        }
+        pending += payload
         storedEnd = storedOffset + UInt64(payload.count)
         endedWithPartialBlock = payload.count % ContentCipher.storedBlockSize != 0
+    }
+
+    /// Writes the pending data segments and asks the kernel to start writing them back (so the final fsync has
+    /// little left to do).
+    mutating func flushData(_ fd: FileDescriptor) throws {
+        guard !pending.isEmpty else { return }
+        try Sys.pwriteAll(fd, pending, at: pendingOffset)
+        Sys.startWriteback(fd, offset: pendingOffset, length: Int64(pending.count))
+        pending.removeAll(keepingCapacity: true)
     }
 
     /// Checks the whole object, fsyncs it and renames it into place.
     mutating func commit() throws {
         try flushNamed()
         guard let fd, let meta, let header else { throw EFSError(.notExportFormat, "\(path): no metadata stream") }
+        try flushData(fd)
         let (dirFD, name, temp, st) = context.state.withLock { ($0.directory, $0.name, $0.temporary, $0.existing) }
         guard let dirFD, let temp else { throw EFSError(.invalidOperation, "the raw context is closed") }
         if !directoryTarget {

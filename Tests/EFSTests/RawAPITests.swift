@@ -349,4 +349,39 @@ struct ExtendedAttributeTests {
         #expect(try Sys.lstat(p).kind == .regular)
     }
 
+
+    @Test("import from a descriptor: large reads, batched writes, holes between data runs", arguments: [0, 4_097, 9 * 1_048_576 + 5])
+    func importFromDescriptor(size: Int) throws {
+        let f = try Fixture()
+        let plain = TestFiles.bytes(size, seed: UInt64(size) + 3)
+        let p = f.file("d.bin", plain)
+        try f.alice.session.encryptFile(at: p)
+        // Holes between data runs (a sparse file): the importer must not batch across them.
+        let w = try f.alice.session.open(at: p, writable: true)
+        try w.truncate(to: UInt64(size) + (40 << 20))
+        try w.write(Array("middle".utf8), at: UInt64(size) + (20 << 20))
+        try w.write(Array("tail".utf8), at: UInt64(size) + (40 << 20) - 4)
+        try w.close()
+        let streamPath = f.dir.appending("d.raw")
+        let out = try Sys.open(streamPath, [.writeOnly, .create, .truncate], mode: [.ownerReadWrite])
+        let ctx = try RawContext.open(p, flags: [])
+        try ctx.export(to: out)
+        ctx.close()
+        Sys.close(out)
+        let input = try Sys.open(streamPath, .readOnly)
+        defer { Sys.close(input) }
+        let dst = f.volume.appending("d2.bin")
+        let imp = try RawContext.open(dst, flags: [.createForImport])
+        try imp.importStream(from: input)
+        imp.close()
+        let r = try f.alice.session.open(at: dst)
+        #expect(r.size == UInt64(size) + (40 << 20))
+        #expect(try r.read(at: 0, count: size) == plain)
+        #expect(try r.read(at: UInt64(size) + (20 << 20), count: 6) == Array("middle".utf8))
+        #expect(try r.read(at: UInt64(size) + (40 << 20) - 4, count: 10) == Array("tail".utf8))
+        #expect(try r.read(at: UInt64(size) + (10 << 20), count: 3) == [0, 0, 0])
+        try r.close()
+        #expect(try exportRaw(dst) == TestFiles.read(streamPath))
+    }
+
 }
