@@ -33,14 +33,17 @@ enum FileIO {
         } catch {
             throw EFSError.system(error, "cannot write", path)
         }
+        var closed = false
         do {
             try Sys.fchmod(fd, mode)
             try Sys.pwriteAll(fd, bytes, at: 0)
             try Sys.fsync(fd)
             Sys.close(fd)
+            closed = true
             try Sys.rename(tmp, path)
         } catch {
-            Sys.close(fd)
+            // Never close twice: another thread may already own the same descriptor number.
+            if !closed { Sys.close(fd) }
             try? Sys.unlink(tmp)
             throw EFSError.system(error, "cannot write", path)
         }

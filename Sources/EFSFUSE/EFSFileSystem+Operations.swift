@@ -54,6 +54,7 @@ extension EFSFileSystem {
                 try Sys.ftruncate(fd, size)
             } else if try isEncrypted(node) {
                 try checkKeyUser(req, node, encrypted: true)
+                try checkPlaintextEnd(UInt64(size))
                 try withEncrypted(node, open, writable: true) { try $0.truncate(to: UInt64(size)) }
             } else {
                 let fd = try Sys.open(node.procPath, .writeOnly)
@@ -92,6 +93,7 @@ extension EFSFileSystem {
         try checkCreatable(parent, name)
         let who = caller(req)
         if mode & CFlags.fileTypeMask == CFlags.regular {
+            try checkKeyUser(req, parent, encrypted: session.isEncryptedDirectory(parent.procPath))
             let made = try createFile(parent, name, mode: mode & 0o7777, exclusive: true)
             switch made {
             case .plain(let fd): Sys.close(fd)
@@ -101,7 +103,7 @@ extension EFSFileSystem {
             try Sys.mknodat(parent.handle, name, mode: mode, device: device)
         }
         let (node, _) = try lookup(parent, name)
-        giveToCaller(node.handle, uid: who.uid, gid: who.gid)
+        giveToCaller(who, node.handle, in: parent)
         replyEntry(req, node, try Sys.fstat(node.handle))
     }
 
@@ -117,10 +119,9 @@ extension EFSFileSystem {
                 throw error
             }
         }
-        let (node, st) = try lookup(parent, name)
-        let who = caller(req)
-        giveToCaller(node.handle, uid: who.uid, gid: who.gid)
-        replyEntry(req, node, st)
+        let (node, _) = try lookup(parent, name)
+        giveToCaller(caller(req), node.handle, in: parent)
+        replyEntry(req, node, try Sys.fstat(node.handle))
     }
 
     /// Writes the directory marker of a new directory, making it writable for the moment if its mode does not let
@@ -139,10 +140,9 @@ extension EFSFileSystem {
         let parent = try nodes.node(parentID)
         try checkCreatable(parent, name)
         try Sys.symlinkat(target, parent.handle, name)
-        let (node, st) = try lookup(parent, name)
-        let who = caller(req)
-        giveToCaller(node.handle, uid: who.uid, gid: who.gid)
-        replyEntry(req, node, st)
+        let (node, _) = try lookup(parent, name)
+        giveToCaller(caller(req), node.handle, in: parent)
+        replyEntry(req, node, try Sys.fstat(node.handle))
     }
 
     func link(_ req: Request, _ ino: UInt64, _ parentID: UInt64, _ name: String) throws {
@@ -172,10 +172,16 @@ extension EFSFileSystem {
         let newParent = try nodes.node(newParentID)
         try checkVisible(parent, name)
         try checkCreatable(newParent, newName)
-        guard flags & ~(CFlags.renameNoReplace | CFlags.renameExchange) == 0 else { throw Errno.invalidArgument }
+        guard flags & ~(CFlags.renameNoReplace | CFlags.renameExchange | CFlags.renameWhiteout) == 0 else {
+            throw Errno.invalidArgument
+        }
         let rf = RenameFlags(rawValue: flags)
         try withMarkerSetAside(newParent, newName) { () throws(Errno) in
             try Sys.renameat2(parent.handle, name, newParent.handle, newName, flags: rf)
+        }
+        if rf.contains(.whiteout), let w = try? Sys.openat(parent.handle, name, [.pathOnly, .noFollow]) {
+            giveToCaller(caller(req), w, in: parent)
+            Sys.close(w)
         }
         if let st = try? Sys.statAt(newParent.handle, newName, followSymlinks: false) {
             nodes.rename(BackingID(st), display: newParent.displayPath(newName).string, parent: newParentID, name: newName)
@@ -190,6 +196,13 @@ extension EFSFileSystem {
         do { return try body() } catch where error == .directoryNotEmpty {
             guard let dir = try? Sys.openat(parent.handle, name, [.pathOnly, .noFollow, .directory]) else { throw error }
             defer { Sys.close(dir) }
+            // Listing the directory and moving its marker out need read, write and search permission on it, which
+            // its mode may deny a daemon that is not root (ext4's rmdir needs none of them): lend them to the owner
+            // for the moment. (If the directory goes, the chmod back reaches a removed inode, which is harmless.)
+            let path = FilePath("/proc/self/fd/\(dir.rawValue)")
+            let mode = ((try? Sys.fstat(dir))?.mode ?? 0o700) & 0o7777
+            let lend = daemonUID != 0 && mode & 0o700 != 0o700 && (try? Sys.chmod(path, mode | 0o700)) != nil
+            defer { if lend { try? Sys.chmod(path, mode) } }
             let names = ((try? Sys.readDirectory(dir)) ?? []).map(\.name).filter { $0 != "." && $0 != ".." }
             guard names == [DirectoryMarker.name] else { throw error }
             var g = SystemRandomNumberGenerator()
@@ -213,7 +226,19 @@ extension EFSFileSystem {
     /// Creates `parent/name`: encrypted in a directory marked encrypted, plain elsewhere. Throws EEXIST if it exists.
     func createFile(_ parent: Node, _ name: String, mode: UInt32, exclusive: Bool, flags: Int32 = 0) throws -> Created {
         if session.isEncryptedDirectory(parent.procPath) {
-            return .encrypted(try session.createEncryptedFile(at: parent.procPath(name), displayPath: parent.displayPath(name), mode: mode, volume: volume))
+            // The handle is opened for writing, which a mode without u+rw refuses a daemon that is not root; open(2)
+            // with O_CREAT returns a writable descriptor whatever the mode, so make it u+rw and give it its mode once
+            // it is open.
+            let path = parent.procPath(name)
+            let file = try session.createEncryptedFile(at: path, displayPath: parent.displayPath(name), mode: mode | 0o600, volume: volume)
+            if mode & 0o600 != 0o600 {
+                do { try Sys.chmod(path, mode) } catch {
+                    try? file.close()
+                    try? Sys.unlinkat(parent.handle, name)
+                    throw error
+                }
+            }
+            return .encrypted(file)
         }
         let access = flags & CFlags.accessModeMask == CFlags.readOnly ? OpenFlags.readWrite : OpenFlags(rawValue: flags & CFlags.accessModeMask)
         let extra = OpenFlags(rawValue: flags & CFlags.append)
@@ -250,8 +275,7 @@ extension EFSFileSystem {
             if case .plain(let fd) = made { Sys.close(fd) }
             throw error
         }
-        let who = caller(req)
-        giveToCaller(node.handle, uid: who.uid, gid: who.gid)
+        giveToCaller(caller(req), node.handle, in: parent)
         let open: OpenFile
         let writable = flags & CFlags.accessModeMask != CFlags.readOnly
         switch made {
@@ -262,7 +286,7 @@ extension EFSFileSystem {
                             append: flags & CFlags.append != 0)
         }
         fi.pointee.fh = retain(open)
-        var e = entry(node, st)
+        var e = entry(node, (try? Sys.fstat(node.handle)) ?? st)
         if fuse_reply_create(req, &e, fi) != 0 { releaseOpen(fi.pointee.fh) }
     }
 
@@ -272,8 +296,10 @@ extension EFSFileSystem {
         let append = flags & CFlags.append != 0
         guard node.kind == .regular else { throw node.kind == .directory ? Errno.isDirectory : Errno.notPermitted }
         if try isEncrypted(node) {
-            let entry = try acquireEncrypted(node, writable: writable)
-            if writable && flags & CFlags.truncate != 0 {
+            // O_TRUNC truncates whatever the access mode, as on ext4 (the kernel has checked write permission).
+            let truncate = flags & CFlags.truncate != 0
+            let entry = try acquireEncrypted(node, writable: writable || truncate)
+            if truncate {
                 do { try encrypted.file(entry).truncate(to: 0) } catch {
                     try? encrypted.release(entry)
                     throw error
@@ -336,12 +362,23 @@ extension EFSFileSystem {
             let file = encrypted.file(entry)
             let bytes = [UInt8](data)
             if open.append {
-                try open.node.appendLock.withLock { _ throws(EFSError) in try file.write(bytes, at: file.size) }
+                try open.node.appendLock.withLock { _ in
+                    try checkPlaintextEnd(file.size, plus: UInt64(bytes.count))
+                    try file.write(bytes, at: file.size)
+                }
             } else {
+                try checkPlaintextEnd(UInt64(offset), plus: UInt64(bytes.count))
                 try file.write(bytes, at: UInt64(offset))
             }
         }
         fuse_reply_write(req, data.count)
+    }
+
+    /// Refuses an encrypted file's end past the format's largest plaintext size with EFBIG, as a file system refuses
+    /// one past its largest file (the library would say EINVAL).
+    func checkPlaintextEnd(_ offset: UInt64, plus count: UInt64 = 0) throws(Errno) {
+        let (end, overflow) = offset.addingReportingOverflow(count)
+        guard !overflow, end <= Limits.maximumPlaintextSize else { throw Errno.fileTooLarge }
     }
 
     func flush(_ req: Request, _ open: OpenFile) throws {
@@ -363,7 +400,8 @@ extension EFSFileSystem {
     /// `fallocate(2)`. Plain files pass the call through. On encrypted files: mode 0 grows the file to cover the
     /// range (space is not reserved: the blocks are holes until written); `FALLOC_FL_KEEP_SIZE` alone is accepted
     /// and does nothing; `FALLOC_FL_PUNCH_HOLE` and `FALLOC_FL_ZERO_RANGE` make the range read as zeros. Collapse and
-    /// insert ranges, which would shift encrypted blocks, are refused with `EOPNOTSUPP`.
+    /// insert ranges, which would shift encrypted blocks, are refused with `EOPNOTSUPP` (the kernel's FUSE client
+    /// refuses them itself today, for plain files too, and checks offsets and lengths as for any file system).
     func fallocate(_ req: Request, _ open: OpenFile, mode: Int32, offset: Int64, length: Int64) throws {
         guard offset >= 0, length > 0 else { throw Errno.invalidArgument }
         switch open.kind {
@@ -376,6 +414,7 @@ extension EFSFileSystem {
                 throw Errno.notSupported
             }
             let file = encrypted.file(entry)
+            try checkPlaintextEnd(UInt64(offset), plus: UInt64(length))
             let end = UInt64(offset) + UInt64(length)
             if mode & (punch | zeroRange) != 0 {
                 try file.punchHole(at: UInt64(offset), count: UInt64(length))
@@ -402,8 +441,19 @@ extension EFSFileSystem {
         switch open.kind {
         case .plain(let fd): Sys.close(fd)
         case .encrypted(let entry):
-            do { try encrypted.release(entry) } catch { report(error) }
+            let size = encrypted.file(entry).size
+            do {
+                try encrypted.release(entry)
+                rememberClosed(open.node, plaintextSize: size)
+            } catch { report(error) }
         }
+    }
+
+    /// After the last open of an encrypted file ends, records its size for the next stat, which would otherwise
+    /// read the header again, or show the backing size where the daemon may not read the file (mode 0, say).
+    private func rememberClosed(_ node: Node, plaintextSize: UInt64) {
+        guard encrypted.openFile(node.id) == nil, let st = try? Sys.fstat(node.handle), encrypted.openFile(node.id) == nil else { return }
+        node.probe.withLock { $0 = Node.Probe(stamp: Node.Stamp(st), encrypted: true, plaintextSize: Int64(plaintextSize)) }
     }
 
     // MARK: - Directories

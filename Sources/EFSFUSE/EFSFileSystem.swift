@@ -79,18 +79,28 @@ final class EFSFileSystem: Sendable {
     }
 
     /// Whether the backing file is encrypted, and its plaintext size, cached until the backing file changes.
+    ///
+    /// The header is read without moving the backing file's access time (a stat must not look like a read). A file
+    /// the daemon may not read (mode 0, say, when the daemon is not root) keeps what the last probe found as long
+    /// as its size and modification time are unchanged: a chmod changes no content.
     func probe(_ node: Node, _ st: FileStatus) -> Node.Probe {
         let stamp = Node.Stamp(st)
-        if let p = node.probe.withLock({ $0 }), p.stamp == stamp { return p }
+        let previous = node.probe.withLock { $0 }
+        if let previous, previous.stamp == stamp { return previous }
         var result = Node.Probe(stamp: stamp, encrypted: false, plaintextSize: st.size)
-        if st.kind == .regular, let fd = try? Sys.open(node.procPath, .readOnly) {
-            defer { Sys.close(fd) }
-            if EncryptedFileInfo.hasMagic(fd) {
-                result.encrypted = true
-                // A file whose header cannot be read shows its backing size; opening it reports the damage.
-                if let size = try? session.plaintextSize(of: fd, path: node.displayPath) {
-                    result.plaintextSize = Int64(size)
+        if st.kind == .regular {
+            if let fd = (try? Sys.open(node.procPath, [.readOnly, .noAccessTime])) ?? (try? Sys.open(node.procPath, .readOnly)) {
+                defer { Sys.close(fd) }
+                if EncryptedFileInfo.hasMagic(fd) {
+                    result.encrypted = true
+                    // A file whose header cannot be read shows its backing size; opening it reports the damage.
+                    if let size = try? session.plaintextSize(of: fd, path: node.displayPath) {
+                        result.plaintextSize = Int64(size)
+                    }
                 }
+            } else if let previous, previous.stamp.sameContent(as: stamp) {
+                result.encrypted = previous.encrypted
+                result.plaintextSize = previous.plaintextSize
             }
         }
         node.probe.withLock { $0 = result }
@@ -139,11 +149,20 @@ final class EFSFileSystem: Sendable {
 
     // MARK: - Ownership
 
-    /// Hands a new object to the uid and gid of the process that created it, when the daemon runs as root for
-    /// other users (`allow_other`). The group stays as created (it follows setgid directories).
-    func giveToCaller(_ handle: FileDescriptor, uid: UInt32, gid: UInt32) {
-        guard daemonUID == 0, uid != 0 || gid != 0 else { return }
-        try? Sys.chownHandle(handle, uid: uid, gid: UInt32.max)
+    /// Hands a new object in `parent` to the process that made it, when the daemon runs as root for other users
+    /// (`allow_other`), with the owner ext4 would give it: the caller's uid, and the caller's gid unless `parent` is
+    /// set-group-ID (then the object keeps the directory's group, which the backing file system gave it).
+    ///
+    /// chown(2) clears a file's set-user-ID and set-group-ID bits, root's chown too, so they are put back: the
+    /// kernel has already dropped from the mode any bit the caller may not set. Nothing sees the object while it is
+    /// root's: the kernel holds `parent` locked for the whole create, mknod, mkdir, symlink or rename request.
+    func giveToCaller(_ caller: (uid: UInt32, gid: UInt32), _ handle: FileDescriptor, in parent: Node) {
+        guard daemonUID == 0, caller.uid != 0 || caller.gid != 0, let before = try? Sys.fstat(handle) else { return }
+        let parentIsSetGID = ((try? Sys.fstat(parent.handle))?.mode ?? 0) & CFlags.setGroupID != 0
+        try? Sys.chownHandle(handle, uid: caller.uid, gid: parentIsSetGID ? UInt32.max : caller.gid)
+        if before.kind == .regular, before.mode & (CFlags.setUserID | CFlags.setGroupID) != 0 {
+            try? Sys.chmod(FilePath("/proc/self/fd/\(handle.rawValue)"), before.mode & 0o7777)
+        }
     }
 
     // MARK: - Encrypted files

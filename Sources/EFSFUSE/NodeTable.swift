@@ -58,6 +58,11 @@ final class Node: Sendable {
             ctime = Int(st.changeTime.tv_sec)
             ctimeNanoseconds = Int(st.changeTime.tv_nsec)
         }
+
+        /// Same size and modification time: only metadata (mode, owner, links) can have changed.
+        func sameContent(as other: Stamp) -> Bool {
+            size == other.size && mtime == other.mtime && mtimeNanoseconds == other.mtimeNanoseconds
+        }
     }
 
     init(nodeID: UInt64, handle: FileDescriptor, status: FileStatus, display: String, parent: UInt64 = 0, name: String = "") {

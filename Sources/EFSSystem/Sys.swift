@@ -629,6 +629,9 @@ public struct RenameFlags: OptionSet, Sendable {
     public static let noReplace = RenameFlags(rawValue: 1)
     /// Swap the two names atomically. The corresponding C constant is `RENAME_EXCHANGE`.
     public static let exchange = RenameFlags(rawValue: 2)
+    /// Leave a whiteout (a 0/0 character device, as overlayfs uses) at the old name. The corresponding C constant
+    /// is `RENAME_WHITEOUT`.
+    public static let whiteout = RenameFlags(rawValue: 4)
 }
 
 /// One entry of ``Sys/readDirectory(_:)``: the name, the inode number and the `d_type` kind.
@@ -656,6 +659,9 @@ extension OpenFlags {
     /// A handle that names an object without opening it for I/O. The corresponding C constant is `O_PATH`
     /// (the Glibc module hides it behind `_GNU_SOURCE`; this is its Linux value).
     public static let pathOnly = OpenFlags(rawValue: 0o10_000_000)
+    /// Reads through this descriptor leave the access time alone (only the owner, or a holder of `CAP_FOWNER`,
+    /// may ask; others get EPERM). The corresponding C constant is `O_NOATIME` (Linux value; `_GNU_SOURCE`).
+    public static let noAccessTime = OpenFlags(rawValue: 0o1_000_000)
 }
 
 extension Sys {

@@ -51,13 +51,15 @@ struct BackupCommand: ParsableCommand {
                 do throws(Errno) { fd = try Sys.open(partial, [.writeOnly, .create, .truncate], mode: [.ownerReadWrite]) } catch {
                     throw EFSError(error == .noSuchFileOrDirectory ? .fileNotFound : .accessDenied, "\(partial): \(error)")
                 }
+                var closed = false
                 do {
                     summary = try EFSBackup.backup(paths, to: fd, options: options, issues: progress.issue, progress: progress.update)
                     try Sys.fsync(fd)
                     Sys.close(fd)
+                    closed = true
                     try Sys.rename(partial, final)
                 } catch {
-                    Sys.close(fd)
+                    if !closed { Sys.close(fd) }  // never twice: the number may be another descriptor's by now
                     try? Sys.unlink(partial)
                     progress.clear()
                     throw error

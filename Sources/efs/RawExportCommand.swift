@@ -39,13 +39,15 @@ struct RawExportCommand: ParsableCommand {
             do throws(Errno) { fd = try Sys.open(tmp, [.writeOnly, .create, .truncate], mode: [.ownerReadWrite, .groupRead, .otherRead]) } catch {
                 throw EFSError(.accessDenied, "\(tmp): \(error)")
             }
+            var closed = false
             do {
                 try ctx.export(to: fd)
                 try Sys.fsync(fd)
                 Sys.close(fd)
+                closed = true
                 try Sys.rename(tmp, out)
             } catch {
-                Sys.close(fd)
+                if !closed { Sys.close(fd) }  // never twice: the number may be another descriptor's by now
                 try? Sys.unlink(tmp)
                 throw error
             }

@@ -110,6 +110,25 @@ struct Differential {
         }
     }
 
+    /// Runs `body` on the mount's descriptor of a pair, then on ext4's. A failure names the side and, for EBADF,
+    /// what the descriptor is now in this process: a descriptor the tester never closed that is gone, or open on
+    /// another file, was closed by other code running in the same test process (a double close there).
+    func onEach<T>(_ what: String, _ pair: (FileDescriptor, FileDescriptor), _ body: (FileDescriptor) throws(Errno) -> T) throws -> (T, T) {
+        func run(_ fd: FileDescriptor, _ side: String) throws -> T {
+            do throws(Errno) { return try body(fd) } catch {
+                throw fail("\(what) on \(side): \(error)" + (error == .badFileDescriptor ? "; \(Self.describe(fd))" : ""))
+            }
+        }
+        return (try run(pair.0, "the mount"), try run(pair.1, "ext4"))
+    }
+
+    static func describe(_ fd: FileDescriptor) -> String {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd.rawValue)") else {
+            return "descriptor \(fd.rawValue) is no longer open in this process: other code closed it"
+        }
+        return "descriptor \(fd.rawValue) is open on \(target)"
+    }
+
     /// The open pair for `name`, opening (creating) it if needed.
     mutating func descriptors(_ name: String) throws -> (FileDescriptor, FileDescriptor) {
         if let pair = open[name] { return pair }
@@ -165,13 +184,7 @@ struct Differential {
         let off = Int.random(in: 0...(Self.maxSize - len), using: &rng)
         let data = TestFiles.bytes(len, seed: rng.next())
         note("write \(name) \(len) at \(off)")
-        let (x, y) = try descriptors(name)
-        do {
-            try Sys.pwriteAll(x, data, at: Int64(off))
-            try Sys.pwriteAll(y, data, at: Int64(off))
-        } catch {
-            throw fail("write \(name): \(error)")
-        }
+        _ = try onEach("write \(name)", try descriptors(name)) { fd throws(Errno) in try Sys.pwriteAll(fd, data, at: Int64(off)) }
         count("write")
     }
 
@@ -195,14 +208,7 @@ struct Differential {
         let off = Int.random(in: 0...Self.maxSize, using: &rng)
         let len = Int.random(in: 1...100_000, using: &rng)
         note("read \(name) \(len) at \(off)")
-        let (x, y) = try descriptors(name)
-        let a: [UInt8], b: [UInt8]
-        do {
-            a = try Sys.pread(x, count: len, at: Int64(off))
-            b = try Sys.pread(y, count: len, at: Int64(off))
-        } catch {
-            throw fail("read \(name): \(error)")
-        }
+        let (a, b) = try onEach("read \(name)", try descriptors(name)) { fd throws(Errno) in try Sys.pread(fd, count: len, at: Int64(off)) }
         guard TestFiles.same(a, b) else {
             throw fail("read \(name) \(len) at \(off): \(difference(a, b))")
         }
@@ -214,13 +220,7 @@ struct Differential {
         let size = Int.random(in: 0..<100, using: &rng) < 30 ? 0 : Int.random(in: 0...Self.maxSize, using: &rng)
         if Bool.random(using: &rng) {
             note("ftruncate \(name) \(size)")
-            let (x, y) = try descriptors(name)
-            do {
-                try Sys.ftruncate(x, Int64(size))
-                try Sys.ftruncate(y, Int64(size))
-            } catch {
-                throw fail("ftruncate \(name): \(error)")
-            }
+            _ = try onEach("ftruncate \(name)", try descriptors(name)) { fd throws(Errno) in try Sys.ftruncate(fd, Int64(size)) }
         } else {
             note("truncate \(name) \(size) (by path)")
             _ = try both("truncate \(name)") { dir throws(Errno) in try Sys.truncate(dir.appending(name), Int64(size)) }
@@ -285,7 +285,9 @@ struct Differential {
         let name = pick()
         note("fsync \(name)")
         let (x, _) = try descriptors(name)
-        do { try Sys.fsync(x) } catch { throw fail("fsync \(name): \(error)") }
+        do throws(Errno) { try Sys.fsync(x) } catch {
+            throw fail("fsync \(name) on the mount: \(error)" + (error == .badFileDescriptor ? "; \(Self.describe(x))" : ""))
+        }
         count("fsync")
     }
 
@@ -311,5 +313,88 @@ struct Differential {
         if a.count != b.count { return "\(a.count) bytes from the mount, \(b.count) from ext4" }
         let i = a.indices.first { a[$0] != b[$0] } ?? 0
         return "first difference at byte \(i) of \(a.count)"
+    }
+}
+
+/// The fsx tester holds its descriptors for minutes while the other tests of the process run beside it, so a second
+/// `close` of a number anywhere in the process can take one of them: that is how it once failed at op 18,334 with
+/// `write c: Bad file descriptor` in a parallel run (SysTests closed a descriptor mid-test and again in a `defer`).
+@Suite("no descriptor closed twice")
+struct DoubleCloseTests {
+    @Test("regression: no Swift file under Sources or Tests closes a descriptor in a defer and again by hand, or in a do block before a throwing call and again in its catch")
+    func noDoubleClose() throws {
+        let root = FilePath(#filePath).removingLastComponent().removingLastComponent().removingLastComponent()
+        var findings: [String] = []
+        for top in ["Sources", "Tests"] {
+            let base = root.appending(top)
+            guard let walker = FileManager.default.enumerator(atPath: base.string) else { continue }
+            for case let relative as String in walker where relative.hasSuffix(".swift") {
+                let text = try String(contentsOfFile: base.appending(relative).string, encoding: .utf8)
+                findings += DoubleCloseScan.findings(in: text).map { "\(top)/\(relative):\($0)" }
+            }
+        }
+        #expect(findings == [], "\(findings.joined(separator: "\n"))")
+        // The scan itself: it sees both shapes.
+        #expect(DoubleCloseScan.findings(in: "    defer { Sys.close(a) }\n    Sys.close(a)\n}\n").count == 1)
+        #expect(DoubleCloseScan.findings(in: "    do {\n        Sys.close(fd)\n        try f()\n    } catch {\n        Sys.close(fd)\n    }\n").count == 1)
+        #expect(DoubleCloseScan.findings(in: "    do {\n        Sys.close(fd)\n        closed = true\n        try f()\n    } catch {\n        if !closed { Sys.close(fd) }\n    }\n").isEmpty)
+    }
+}
+
+/// A line-based look for the two shapes of double close seen in this tree (a heuristic, not a parser: it knows
+/// `Sys.close(name)` and indentation).
+enum DoubleCloseScan {
+    static func findings(in text: String) -> [String] {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func indent(_ l: String) -> Int { l.prefix { $0 == " " }.count }
+        func trimmed(_ l: String) -> String { l.trimmingCharacters(in: .whitespaces) }
+        /// The names closed unconditionally by `Sys.close(name)` in `l` (not after an `if`).
+        func closes(_ l: String) -> [String] {
+            guard !l.contains("if ") else { return [] }
+            return l.components(separatedBy: "Sys.close(").dropFirst().compactMap { $0.split(separator: ")").first.map(String.init) }
+        }
+        /// The index of the line that closes the block opened at `start` (the first later line at its indentation or
+        /// less that starts with `}`).
+        func end(of start: Int) -> Int {
+            var j = start + 1
+            while j < lines.count, !(indent(lines[j]) <= indent(lines[start]) && trimmed(lines[j]).hasPrefix("}")) { j += 1 }
+            return j
+        }
+        var out: [String] = []
+        for (i, line) in lines.enumerated() {
+            let t = trimmed(line)
+            if t.hasPrefix("defer {") {
+                // The names a defer closes, on its line or (for a multi-line defer) on its own lines.
+                var names = closes(String(t.dropFirst(7)))
+                var after = i + 1
+                if t == "defer {" {
+                    // Only its own statements: a close inside an `if` below it is conditional.
+                    after = end(of: i)
+                    for k in (i + 1)..<min(after, lines.count) where indent(lines[k]) == indent(line) + 4 { names += closes(lines[k]) }
+                    after += 1
+                }
+                // Later closes of the same names in the scope that holds the defer.
+                var k = after
+                while k < lines.count, indent(lines[k]) >= indent(line) || trimmed(lines[k]).isEmpty {
+                    if !trimmed(lines[k]).hasPrefix("defer"), let n = closes(lines[k]).first(where: names.contains) {
+                        out.append("\(k + 1): \(n) is closed here and by the defer at line \(i + 1)")
+                    }
+                    k += 1
+                }
+            } else if t == "do {" || t.hasPrefix("do throws") {
+                let catchLine = end(of: i)
+                guard catchLine < lines.count, trimmed(lines[catchLine]).hasPrefix("} catch") else { continue }
+                let body = Array(lines[(i + 1)..<catchLine])
+                for (j, l) in body.enumerated() {
+                    for n in closes(l) where body[(j + 1)...].contains(where: { $0.contains("try ") }) {
+                        let handler = lines[(catchLine + 1)..<min(end(of: catchLine), lines.count)]
+                        if handler.contains(where: { indent($0) == indent(line) + 4 && closes($0).contains(n) }) {
+                            out.append("\(i + j + 2): \(n) is closed before a throwing call and again in the catch at line \(catchLine + 1)")
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 }

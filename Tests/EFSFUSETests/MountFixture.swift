@@ -37,6 +37,9 @@ enum FUSE {
 
 /// A volume with alice's key (current), a recovery agent, an encrypted directory `secret`, and `efs mount
 /// --foreground` of it on `mnt`. Always unmounted: ``unmount()`` in a `defer` of every test, and again on release.
+///
+/// With `servedBy: uid`, everything (key store, volume, mount point) belongs to that uid and the daemon runs as it:
+/// root mounts and hands the mount over (`Tests/POSIX/serve-as.py`), and only that uid can use the mount.
 final class MountedVolume: @unchecked Sendable {
     let dir = TemporaryDirectory("efs-fuse")
     let alice: TestUser
@@ -51,8 +54,10 @@ final class MountedVolume: @unchecked Sendable {
     var daemonEnvironment: [String: String] = [:]
     /// A command the daemon runs under (e.g. `prlimit --nofile=…`), for the next ``start()``.
     var daemonPrefix: [String] = []
+    /// The uid the daemon runs as, when not the test's.
+    let servedBy: UInt32?
 
-    init(options: [String] = [], daemonPrefix: [String] = []) throws {
+    init(options: [String] = [], daemonPrefix: [String] = [], servedBy: UInt32? = nil) throws {
         alice = try TestUser("alice", in: dir)
         agent = try TestUser("agent", in: dir, recoveryAgent: true)
         volume = dir.appending("vol")
@@ -66,6 +71,15 @@ final class MountedVolume: @unchecked Sendable {
 
         self.options = options
         self.daemonPrefix = daemonPrefix
+        self.servedBy = servedBy
+        if let uid = servedBy {
+            // Others must reach the mount point; the tree becomes the daemon's.
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path.string)
+            FileManager.default.createFile(atPath: logPath.string, contents: nil)
+            guard FUSE.run("/bin/chown", ["-R", "\(uid):\(uid)", dir.path.string]) == 0 else {
+                throw MountError(message: "cannot give \(dir.path) to uid \(uid)")
+            }
+        }
         try start()
     }
 
@@ -75,7 +89,11 @@ final class MountedVolume: @unchecked Sendable {
         let process = Process()
         self.process = process
         unmounted = false
-        let command = daemonPrefix + [CLIRunner.locate(), "mount", "--foreground"] + options + [volume.string, mountpoint.string]
+        var command = daemonPrefix + [CLIRunner.locate(), "mount", "--foreground"] + options + [volume.string, mountpoint.string]
+        if let uid = servedBy {
+            command = [POSIXCalls.python, "-I", POSIXCalls.directory.appending("serve-as.py").string, "\(uid)", mountpoint.string]
+                + command.dropLast() + ["@FD@"]
+        }
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         var env = ProcessInfo.processInfo.environment
