@@ -192,18 +192,6 @@ struct CLITests {
         #expect(w.alice.run(["encrypt", w.path("f")]).status == 0)
         #expect(other.run(["cat", "--passphrase-file", pw, w.path("f")]).stdout == "moved key")
     }
-
-    @Test("every subcommand has --help", arguments: [
-        [], ["key"], ["key", "new"], ["key", "list"], ["key", "use"], ["key", "export"], ["key", "import"], ["init"],
-        ["policy"], ["encrypt"], ["decrypt"], ["status"], ["cat"], ["users"], ["users", "add"], ["users", "remove"],
-        ["rekey"], ["disable"],
-    ])
-    func help(_ command: [String]) {
-        let r = CLIRunner(home: FilePath("/nonexistent")).run(command + ["--help"])
-        #expect(r.status == 0)
-        #expect(r.stdout.contains("USAGE:"))
-        #expect(r.stdout.contains("OVERVIEW:") || command.isEmpty)
-    }
 }
 
 @Suite("efs command line regressions")
