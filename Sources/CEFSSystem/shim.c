@@ -2,6 +2,10 @@
 #define _GNU_SOURCE 1
 #include <fcntl.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -31,3 +35,20 @@ int cefs_ofd_setlk(int fd, struct flock *fl) { return fcntl(fd, F_OFD_SETLK, fl)
 int cefs_ofd_getlk(int fd, struct flock *fl) { return fcntl(fd, F_OFD_GETLK, fl); }
 int cefs_sync_file_range_write(int fd, off_t offset, off_t nbytes) { return sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE); }
 int cefs_syncfs(int fd) { return syncfs(fd); }
+
+int cefs_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+
+int cefs_lock_all_memory(void) {
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+    /* With MCL_FUTURE under a finite limit, a later malloc or thread stack past the limit would fail: lock only
+       when nothing can hit it (no limit, or root, whose CAP_IPC_LOCK ignores it). */
+    struct rlimit r;
+    if (getrlimit(RLIMIT_MEMLOCK, &r) != 0) return -1;
+    if (r.rlim_cur != RLIM_INFINITY && geteuid() != 0) {
+        errno = EPERM;
+        return -1;
+    }
+    return mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT);
+}

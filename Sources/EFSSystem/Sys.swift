@@ -838,4 +838,22 @@ extension Sys {
         FaultInjection.check(.write)
         try nothingOrErrno { cefs_fsetxattr(fd.rawValue, name, value, value.count, flags) }.get()
     }
+
+    /// Keeps the process's secrets (unlocked private keys, FEKs, passphrases) out of swap, core dumps and other
+    /// processes of the same user: `prctl(PR_SET_DUMPABLE, 0)`, then `mlockall(MCL_CURRENT | MCL_FUTURE |
+    /// MCL_ONFAULT)` when the memory-lock limit cannot make later allocations fail (no limit, or root).
+    ///
+    /// - Returns: nil when both took effect, else what did not, for a one-line warning.
+    public static func protectSecretsInMemory() -> String? {
+        var missing: [String] = []
+        if cefs_set_not_dumpable() != 0 { missing.append("cannot disable core dumps (\(Errno(rawValue: errno)))") }
+        if cefs_lock_all_memory() != 0 {
+            let e = Errno(rawValue: errno)
+            missing.append(e == .notPermitted
+                ? "memory not locked (RLIMIT_MEMLOCK is limited; 'ulimit -l unlimited' or root allows it), so unlocked keys could reach swap"
+                : "memory not locked (\(e)), so unlocked keys could reach swap")
+        }
+        return missing.isEmpty ? nil : missing.joined(separator: "; ")
+    }
+
 }

@@ -39,6 +39,8 @@ struct MountCommand: ParsableCommand {
 
     func run() throws {
         try CLI.run {
+            // Before any passphrase or key is in memory (a core dump while asking would hold the passphrase).
+            _ = Sys.protectSecretsInMemory()
             // Passphrases may be asked for only until the mount starts: the background process has no terminal.
             let gate = Atomic<Bool>(true)
             let provider = passphrase.provider()
@@ -64,7 +66,10 @@ struct MountCommand: ParsableCommand {
             mountOptions.foreground = foreground
             mountOptions.debug = debug
             mountOptions.fuseOptions = options.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
-            try EFSMount.run(volume: FilePath(volume), at: FilePath(mountpoint), session: session, options: mountOptions)
+            // Again in the serving process: mlockall is not inherited across the fork into the background.
+            try EFSMount.run(volume: FilePath(volume), at: FilePath(mountpoint), session: session, options: mountOptions) {
+                if let missing = Sys.protectSecretsInMemory() { CLI.warn(missing) }
+            }
         }
     }
 }

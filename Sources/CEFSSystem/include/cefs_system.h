@@ -24,5 +24,10 @@ int cefs_ofd_setlk(int fd, struct flock *fl);
 int cefs_ofd_getlk(int fd, struct flock *fl);
 int cefs_sync_file_range_write(int fd, off_t offset, off_t nbytes);
 int cefs_syncfs(int fd);
+/* prctl(PR_SET_DUMPABLE, 0): no core dump, no ptrace by other processes of the same user, /proc/PID owned by root. */
+int cefs_set_not_dumpable(void);
+/* mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) when the memory-lock limit allows it without failing later
+   allocations (unlimited, or CAP_IPC_LOCK); returns 0 if locked, else -1 with errno (EPERM when the limit is finite). */
+int cefs_lock_all_memory(void);
 
 #endif
