@@ -57,18 +57,34 @@ extension EFSSession {
     /// The mount calls this for files created in a directory marked encrypted, with the volume it serves (so the
     /// recovery policy is not looked up, and a copied-in `.efs` directory below is never taken for a volume), and
     /// with ext4's durability: the new file is renamed into place but not fsynced (`fsync(2)` does that).
+    ///
+    /// The handle keeps the descriptor the file was written through, locked exclusively before the file gets its
+    /// name, and what was written: no second open, lock or read of the header (and no unwrap of the new FEK).
     public func createEncryptedFile(at path: FilePath, displayPath: FilePath, mode: UInt32, volume: Volume? = nil) throws(EFSError) -> EncryptedFile {
         let dir = path.removingLastComponent()
         var volume = volume
         if volume == nil { volume = try Volume.find(containing: dir.isEmpty ? FilePath(".") : dir) }
         let fek = FileEncryptionKey.generate(fileID: .random())
         let meta = try newFileMetadata(volume, fek: fek)
+        let info: EncryptedFileInfo
+        let fd: FileDescriptor
         do {
-            try writeNewEncryptedFile(at: path, fek: fek, metadata: meta, mode: mode, replace: false, durable: false)
+            (info, fd) = try AtomicOutput.writeKeepingOpen(path, mode: mode, replace: false, durable: false) {
+                (fd) throws(EFSError) -> EncryptedFileInfo in
+                // No one else can have the temporary file open yet, so the lock is always granted.
+                guard try mapErrors(path, "cannot lock", { try Sys.tryLockExclusive(fd) }) else {
+                    throw EFSError(.sharingViolation, "\(path) is open elsewhere")
+                }
+                return try EncryptedFile.writeNewFile(fd, fek: fek, metadata: meta, path: path)
+            }
         } catch {
             throw EFSError(error.code, error.message.replacingOccurrences(of: path.string, with: displayPath.string), cause: error)
         }
-        // The FEK is at hand: no unwrap of what was just wrapped.
-        return try open(at: path, displayPath: displayPath, writable: true, deferSizeUpdates: true, knownKey: fek)
+        do {
+            return try EncryptedFile(path: displayPath, fd: fd, closesDescriptor: true, writable: true, info: info, fek: fek, deferSizeUpdates: true)
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
     }
 }

@@ -37,6 +37,8 @@ public final class EFSSession: Sendable {
     let passphraseProvider: PassphraseProvider?
     let maximumAttempts: Int
     private let unlocked = Mutex<[Thumbprint: UnlockedKey]>([:])
+    /// Certificates read from the key store, by thumbprint (a certificate's bytes are fixed by its thumbprint).
+    private let certificates = Mutex<[Thumbprint: EFSCertificate]>([:])
 
     /// - Parameters:
     ///   - passphrase: called when an encrypted private key must be unlocked; nil means only unencrypted keys work.
@@ -55,7 +57,12 @@ public final class EFSSession: Sendable {
             }
             throw EFSError(.noUserKeys, "you have no EFS key: run 'efs key new' first")
         }
-        return try keyStore.certificate(t)
+        // The pointer to the current key is read every time (`efs key use` may change it while a mount runs);
+        // the certificate it names is parsed once per session.
+        if let cert = certificates.withLock({ $0[t] }) { return cert }
+        let cert = try keyStore.certificate(t)
+        certificates.withLock { $0[t] = cert }
+        return cert
     }
 
     /// Unlocks (once) and returns the private key for `thumbprint`.

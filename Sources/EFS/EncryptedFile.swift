@@ -40,6 +40,10 @@ public final class EncryptedFile: Sendable {
         var sizeDirty = false
         /// The data region is known to hold nothing past the end implied by the size record.
         var tailClean = false
+        /// The largest plaintext size a size record on disk may give after a crash: the one read at open, raised
+        /// by every record written, lowered only once a smaller record is durable (a shrink). Stored blocks that
+        /// start at or past it are invisible after a crash, so they may be overwritten without a redo record.
+        var committedSize: UInt64
         var closed = false
     }
     let state: Mutex<State>
@@ -72,7 +76,7 @@ public final class EncryptedFile: Sendable {
         guard let available = ContentCipher.plaintextSize(forStoredLength: stored), available >= rec.plaintextSize else {
             throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated: it should hold \(rec.plaintextSize) bytes")
         }
-        state = Mutex(State(info: info, sizeRecord: rec, storedLength: stored))
+        state = Mutex(State(info: info, sizeRecord: rec, storedLength: stored, committedSize: rec.plaintextSize))
     }
 
     deinit {
@@ -231,16 +235,24 @@ public final class EncryptedFile: Sendable {
         try writeStored(&s, out, at: at)
     }
 
-    /// Puts stored bytes at data-region offset `at`. Bytes that replace existing stored bytes go through a redo
-    /// record (``WriteJournal``), in runs of at most ``WriteJournal/maximumPayload`` bytes, so that a crash in the
-    /// middle of the write (a SIGKILL can stop a write between two pages) leaves each block old or new; bytes past
-    /// the end of the data region are written directly (until the size record covers them they are not data).
+    /// Puts stored bytes at data-region offset `at` (a block boundary). Bytes that replace existing stored bytes of
+    /// a block a size record on disk covers go through a redo record (``WriteJournal``), in runs of at most
+    /// ``WriteJournal/maximumPayload`` bytes, so that a crash in the middle of the write (a SIGKILL can stop a write
+    /// between two pages) leaves each block old or new. Bytes of blocks no size record on disk reaches (past the
+    /// end of the data region, or past ``State/committedSize``: what a sequential writer keeps extending until the
+    /// deferred record is written) are written directly: until a size record covers them they are not data, and
+    /// after a crash they are a stale tail, dropped by the next writer.
     private func writeStored(_ s: inout State, _ out: [UInt8], at: UInt64) throws(EFSError) {
+        let bs = UInt64(ContentCipher.blockSize), sbs = UInt64(ContentCipher.storedBlockSize)
+        // Stored bytes from here on belong to blocks that start at or past the committed size.
+        let invisibleFrom = (s.committedSize + bs - 1) / bs * sbs
         var done = 0
         while done < out.count {
             let target = at + UInt64(done)
-            let overwrites = target < s.storedLength
-            let n = overwrites ? min(out.count - done, WriteJournal.maximumPayload) : out.count - done
+            // Whole blocks: a record covers every byte of a block it changes (a partial last block grows in it).
+            let protected = min((s.storedLength + sbs - 1) / sbs * sbs, invisibleFrom)
+            let overwrites = target < protected
+            let n = overwrites ? min(out.count - done, WriteJournal.maximumPayload, Int(protected - target)) : out.count - done
             let part = out[done..<(done + n)]
             let end = max(s.storedLength, target + UInt64(n))
             var inPlaceStarted = false
@@ -286,6 +298,8 @@ public final class EncryptedFile: Sendable {
                 // Barrier: the smaller size must be on disk before any data goes, or a power loss could keep the
                 // truncation and lose the record, leaving a size larger than the data.
                 try mapErrors(self.path, "cannot sync") { try Sys.fdatasync(self.fd) }
+                // The smaller record is durable now: no crash can bring back a larger one.
+                s.committedSize = newSize
                 try self.trimToBlockBoundary(&s)
             } else {
                 // Grow: complete the old last block, then extend with zeros (holes), then publish the size.
@@ -375,6 +389,7 @@ public final class EncryptedFile: Sendable {
         let off = FileHeader.sizeRecordOffsets[s.sizeRecord.copyIndex]
         try mapErrors(path, "cannot write") { try Sys.pwriteAll(fd, bytes, at: Int64(off)) }
         s.sizeDirty = false
+        s.committedSize = max(s.committedSize, s.sizeRecord.plaintextSize)
     }
 
     /// Drops whole stored blocks past the one that holds the last byte of the file (stale data from a shrink or a
@@ -444,6 +459,12 @@ public final class EncryptedFile: Sendable {
 extension EncryptedFile {
     /// Writes the header, metadata slot 0 and an empty size record to a new, empty backing file.
     static func writeNewFileStructure(_ fd: FileDescriptor, fek: FileEncryptionKey, metadata: FileMetadata, path: FilePath?) throws(EFSError) -> FileHeader {
+        try writeNewFile(fd, fek: fek, metadata: metadata, path: path).header
+    }
+
+    /// Writes the structure of a new, empty backing file (as ``writeNewFileStructure(_:fek:metadata:path:)``) and
+    /// returns what a read of it would find, so that a handle can be made on `fd` without reading it back.
+    static func writeNewFile(_ fd: FileDescriptor, fek: FileEncryptionKey, metadata: FileMetadata, path: FilePath?) throws(EFSError) -> EncryptedFileInfo {
         let body = metadata.encoded(fek)
         let header = FileHeader(fileID: fek.fileID, slotCapacity: FileHeader.slotCapacity(forMetadataSize: body.count))
         let slot = MetadataSlot.encode(body: body, generation: 1)
@@ -456,6 +477,9 @@ extension EncryptedFile {
             try Sys.pwriteAll(fd, slot, at: Int64(header.slotOffset(0)))
             try Sys.ftruncate(fd, Int64(header.dataOffset))
         }
-        return header
+        return EncryptedFileInfo(
+            header: header, metadata: metadata, metadataBody: body, metadataGeneration: 1, activeSlot: 0,
+            backingLength: Int64(header.dataOffset), sizeRecordBytes: Array(head[FileHeader.sizeRecordOffsets[0]...]),
+            journal: nil)
     }
 }
