@@ -72,11 +72,70 @@ public final class EncryptedFile: Sendable {
             // A crash interrupted an overwrite: finish it before anything reads the blocks it covers.
             try info.completePendingWrite(fd, path: path)
         }
-        let stored = info.storedDataLength
+        var stored = info.storedDataLength
+        if stored > ContentCipher.storedLength(forPlaintextSize: rec.plaintextSize),
+            let end = try Self.endBeforeZeroExtension(fd, dataOffset: Int64(info.header.dataOffset), stored: stored,
+                                                      cipher: cipher, covering: rec.plaintextSize, path: path)
+        {
+            // A crash tore the redo record of a write that grew the last block: the old block is intact and
+            // zeros follow it up to the record's dataEnd (see ``endBeforeZeroExtension``). The old end is the
+            // region's end; a writer cuts the zeros off now, before anything appends to that block.
+            stored = end
+            if writable {
+                try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, Int64(info.header.dataOffset) + Int64(end)) }
+                info.backingLength = Int64(info.header.dataOffset) + Int64(end)
+                info.journal = nil
+            }
+        }
         guard let available = ContentCipher.plaintextSize(forStoredLength: stored), available >= rec.plaintextSize else {
             throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): the file is truncated: it should hold \(rec.plaintextSize) bytes")
         }
         state = Mutex(State(info: info, sizeRecord: rec, storedLength: stored, committedSize: rec.plaintextSize))
+    }
+
+    /// Where the data region really ends when its last stored block, as the region's length delimits it, fails
+    /// to authenticate only because zeros follow it: nil when the last block authenticates as it is, or when no
+    /// shorter end does.
+    ///
+    /// A write that grows the file's partial last block puts its redo record (``WriteJournal``) at the new end of
+    /// the data region, so the file grows first and the gap between the old end and the record reads as zeros. If
+    /// a crash tears the record's payload, the in-place write had not begun: the old block is intact, but recovery
+    /// (which needs no key and so cannot tell where the old block ended) cuts the file at the record's `dataEnd`,
+    /// leaving the old block followed by zeros. With the key the old end can be found: it lies at the start of the
+    /// trailing run of zero bytes, or up to 16 bytes past it (the old tag may itself end in zeros, with
+    /// probability 2⁻⁸ per byte); the candidate whose block authenticates is the end. Every candidate is
+    /// authenticated by AES-GCM (the length is part of what the tag covers), so no wrong end can be accepted.
+    static func endBeforeZeroExtension(_ fd: FileDescriptor, dataOffset: Int64, stored: UInt64, cipher: ContentCipher,
+                                       covering size: UInt64, path: FilePath?) throws(EFSError) -> UInt64? {
+        let sbs = UInt64(ContentCipher.storedBlockSize)
+        guard stored > 0 else { return nil }
+        func block(_ b: UInt64, to end: UInt64) throws(EFSError) -> Bool {
+            let start = b * sbs
+            guard end > start + UInt64(ContentCipher.overhead), end - start <= sbs else { return false }
+            let bytes = try mapErrors(path, "cannot read") { try Sys.pread(fd, count: Int(end - start), at: dataOffset + Int64(start)) }
+            guard UInt64(bytes.count) == end - start else { return false }
+            return (try? cipher.open(block: b, bytes, allowHole: false)) != nil
+        }
+        if try block((stored - 1) / sbs, to: stored) { return nil }
+        // The trailing zeros: at most one redo payload long (a write grows the region by no more than that).
+        let limit = UInt64(WriteJournal.maximumPayload) + sbs
+        var zeroStart = stored
+        let chunk: UInt64 = 65_536
+        scan: while zeroStart > 0 && stored - zeroStart < limit {
+            let from = zeroStart > chunk ? zeroStart - chunk : 0
+            let bytes = try mapErrors(path, "cannot read") { try Sys.pread(fd, count: Int(zeroStart - from), at: dataOffset + Int64(from)) }
+            guard UInt64(bytes.count) == zeroStart - from else { return nil }
+            for i in stride(from: bytes.count - 1, through: 0, by: -1) {
+                if bytes[i] != 0 { break scan }
+                zeroStart -= 1
+            }
+        }
+        guard zeroStart < stored else { return nil }
+        for end in zeroStart...min(stored - 1, zeroStart + 16) where end > 0 {
+            guard let plain = ContentCipher.plaintextSize(forStoredLength: end), plain >= size else { continue }
+            if try block((end - 1) / sbs, to: end) { return end }
+        }
+        return nil
     }
 
     deinit {

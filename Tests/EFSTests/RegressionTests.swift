@@ -149,4 +149,36 @@ struct ReviewRegressionTests {
         try importRaw(try exportRaw(p), to: dst)
         #expect(try f.alice.session.open(at: dst).extendedAttribute("user.big") == value)
     }
+
+    @Test("a last block followed by zeros (a torn redo record of a growing write, cut at its dataEnd) reads as it was",
+          arguments: [1, 27, 4_124 - 1_836, 9_000, 300_000])
+    func zeroExtendedLastBlock(zeros: Int) throws {
+        let f = try Fixture()
+        let old = TestFiles.bytes(10_000, seed: 61)
+        let p = f.file("g.bin", old)
+        try f.alice.session.encryptFile(at: p)
+        let before = TestFiles.read(p)
+        TestFiles.write(p, before + [UInt8](repeating: 0, count: zeros))
+        let r = try f.alice.session.open(at: p)
+        #expect(try r.read(at: 0, count: 20_000) == old)
+        try r.close()
+        #expect(TestFiles.read(p).count == before.count + zeros, "a reader changes nothing")
+        let w = try f.alice.session.open(at: p, writable: true)
+        #expect(TestFiles.read(p) == before, "a writer cuts the zeros off")
+        try w.write(Array("more".utf8), at: 10_000)
+        try w.close()
+        #expect(try f.alice.session.open(at: p).read(at: 0, count: 20_000) == old + Array("more".utf8))
+    }
+
+    @Test("zeros after a last block that is damaged are not taken for a zero extension")
+    func damagedLastBlockStillFails() throws {
+        let f = try Fixture()
+        let p = f.file("h.bin", TestFiles.bytes(10_000, seed: 62))
+        try f.alice.session.encryptFile(at: p)
+        var bytes = TestFiles.read(p)
+        bytes[bytes.count - 20] ^= 1
+        TestFiles.write(p, bytes + [UInt8](repeating: 0, count: 500))
+        #expect(throws: EFSError.self) { try f.alice.session.open(at: p).read(at: 0, count: 20_000) }
+    }
+
 }
