@@ -24,8 +24,7 @@ enum BlockStream {
         let bs = UInt64(ContentCipher.blockSize)
         let sbs = ContentCipher.storedBlockSize
         let totalBlocks = (size + bs - 1) / bs
-        let slots = [PipelineSlot(plain: blocksPerChunk * ContentCipher.blockSize, stored: blocksPerChunk * sbs),
-                     PipelineSlot(plain: blocksPerChunk * ContentCipher.blockSize, stored: blocksPerChunk * sbs)]
+        let slots = PipelineSlot.pair(forPlaintextSize: size, wholeBlocks: false)
         let writer = DispatchQueue(label: "swift-efs.encrypt.writer")
         let failure = FirstFailure()
         var block: UInt64 = 0
@@ -69,8 +68,7 @@ enum BlockStream {
     static func decrypt(_ file: EncryptedFile, to dst: FileDescriptor, path: FilePath) throws(EFSError) {
         let size = file.size
         let chunk = UInt64(blocksPerChunk * ContentCipher.blockSize)
-        let slots = [PipelineSlot(plain: Int(chunk), stored: blocksPerChunk * ContentCipher.storedBlockSize),
-                     PipelineSlot(plain: Int(chunk), stored: blocksPerChunk * ContentCipher.storedBlockSize)]
+        let slots = PipelineSlot.pair(forPlaintextSize: size, wholeBlocks: true)
         let writer = DispatchQueue(label: "swift-efs.decrypt.writer")
         let failure = FirstFailure()
         defer { writer.sync {} }
@@ -173,6 +171,17 @@ final class PipelineSlot: @unchecked Sendable {
     init(plain: Int, stored: Int) {
         self.plain = [UInt8](repeating: 0, count: plain)
         self.stored = [UInt8](repeating: 0, count: stored)
+    }
+
+    /// The two slots of a pipeline over `size` plaintext bytes: one chunk each, or less for a smaller file, so that
+    /// a small file does not pay for zeroing four 4 MiB buffers. `wholeBlocks` rounds the plaintext buffer up to
+    /// whole blocks (what ``EncryptedFile/openParallel(at:count:stored:into:)`` fills).
+    static func pair(forPlaintextSize size: UInt64, wholeBlocks: Bool) -> [PipelineSlot] {
+        let bs = UInt64(ContentCipher.blockSize)
+        let blocks = min(UInt64(BlockStream.blocksPerChunk), (size + bs - 1) / bs)
+        let plain = wholeBlocks ? Int(blocks * bs) : Int(min(blocks * bs, size))
+        let stored = Int(blocks) * ContentCipher.storedBlockSize
+        return [PipelineSlot(plain: plain, stored: stored), PipelineSlot(plain: plain, stored: stored)]
     }
 
     func read(_ fd: FileDescriptor, count: Int, at offset: Int64) throws(Errno) -> Int {

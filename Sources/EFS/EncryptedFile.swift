@@ -318,7 +318,7 @@ public final class EncryptedFile: Sendable {
             do throws(Errno) {
                 if overwrites {
                     // Footer first (one write inside one page), then the payload, then in place, then cut it off.
-                    let record = WriteJournal(target: target, dataEnd: end, payload: Array(part))
+                    let record = WriteJournal(target: target, regionBefore: s.storedLength, payload: Array(part))
                     let footerAt = record.footerOffset(dataOffset: UInt64(dataOffset))
                     try Sys.pwriteAll(fd, record.footer(fileID: header.fileID), at: dataOffset + Int64(footerAt))
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(end))

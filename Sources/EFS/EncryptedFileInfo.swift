@@ -30,7 +30,7 @@ public struct EncryptedFileInfo: Sendable {
 
     /// Length of the data region as on disk (without a pending write record, which follows it).
     public var physicalDataLength: UInt64 {
-        journal?.dataEnd ?? UInt64(max(0, backingLength - Int64(header.dataOffset)))
+        journal?.regionAfterCompletion ?? UInt64(max(0, backingLength - Int64(header.dataOffset)))
     }
 
     /// The redo record of an in-place overwrite that a crash interrupted (``WriteJournal``), if the file ends with
@@ -123,9 +123,9 @@ public struct EncryptedFileInfo: Sendable {
         try mapErrors(path, "cannot complete an interrupted write") {
             // An intact payload is put in place again; a torn one means the in-place write had not begun.
             if let payload = j.payload { try Sys.pwriteAll(fd, payload, at: dataOffset + Int64(j.target)) }
-            try Sys.ftruncate(fd, dataOffset + Int64(j.dataEnd))
+            try Sys.ftruncate(fd, dataOffset + Int64(j.regionAfterCompletion))
         }
-        backingLength = dataOffset + Int64(j.dataEnd)
+        backingLength = dataOffset + Int64(j.regionAfterCompletion)
         journal = nil
     }
 

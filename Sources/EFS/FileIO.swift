@@ -73,7 +73,7 @@ public enum TemporaryName {
 
     /// A fresh temporary name for `name` in the same directory: `.NAME.efs-tmp-RANDOM`, kept under NAME_MAX
     /// (255 bytes) whatever the script by cutting NAME at a character boundary after 200 bytes.
-    static func name(for name: String) -> String {
+    package static func name(for name: String) -> String {
         var g = SystemRandomNumberGenerator()
         let suffix = String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
         var short = name

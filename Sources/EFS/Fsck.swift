@@ -55,7 +55,7 @@ public struct FileSystemCheck: Sendable {
         }
         let name = path.lastComponent?.string ?? ""
         if TemporaryName.isTemporary(name) {
-            if repair, (try? Sys.unlink(path)) != nil || (st.kind == .directory && (try? Sys.rmdir(path)) != nil) {
+            if repair, Self.removeLitter(path, st) {
                 report.litterRemoved.append(path)
             } else {
                 report.problems.append(Problem(path: path, kind: .litter, message: "temporary file left by an interrupted operation (efs fsck --repair removes it)"))
@@ -76,6 +76,17 @@ public struct FileSystemCheck: Sendable {
         case .symlink, .other:
             return
         }
+    }
+
+    /// Removes a temporary file, or a temporary directory (one `efs restore` made and had not renamed into place)
+    /// that holds nothing but its directory marker and temporary files. Anything else stays.
+    private static func removeLitter(_ path: FilePath, _ st: FileStatus) -> Bool {
+        guard st.kind == .directory else { return (try? Sys.unlink(path)) != nil }
+        guard let entries = try? Sys.listDirectory(path),
+            entries.allSatisfy({ !$0.isDirectory && ($0.name == DirectoryMarker.name || TemporaryName.isTemporary($0.name)) })
+        else { return false }
+        for e in entries where (try? Sys.unlink(path.appending(e.name))) == nil { return false }
+        return (try? Sys.rmdir(path)) != nil
     }
 
     private func checkFile(_ path: FilePath, _ report: inout Report) {

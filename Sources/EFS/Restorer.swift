@@ -26,6 +26,10 @@ final class Restorer {
     var deferred: [(components: [String], mode: UInt32, access: ArchiveTime, modification: ArchiveTime)] = []
     /// The parent directory opened last: consecutive entries usually share it.
     var cached: (components: [String], fd: FileDescriptor)?
+    /// A directory the archive creates, made under a temporary name and not yet renamed into place: that happens
+    /// when the next entry is not its raw stream, or just after that stream is imported into it, so that an
+    /// encrypted directory never appears without its marker (files put into it before the marker would be plain).
+    var pending: (parent: [String], name: String, temporary: String, path: String)?
     /// Content bytes written at a time.
     static let chunk = 1 << 20
     static let progressInterval: UInt64 = 4 << 20
@@ -58,7 +62,10 @@ final class Restorer {
     // MARK: - Run
 
     func run() throws(EFSError) -> EFSBackup.Summary {
-        defer { finishDirectories() }
+        defer {
+            publishPendingDirectory()
+            finishDirectories()
+        }
         while let entry = try input.next() {
             do {
                 try restore(entry)
@@ -103,11 +110,24 @@ final class Restorer {
     }
 
     func restore(_ entry: ArchiveEntry) throws(EFSError) {
-        let parts = try Self.check(entry)
+        let parts: [String]
+        do { parts = try Self.check(entry) } catch {
+            publishPendingDirectory()
+            throw error
+        }
         if entry.efsRaw == .directory {
-            try restoreEncryptedDirectory(entry, Array(parts.dropLast()))
+            let dirParts = Array(parts.dropLast())
+            if let p = pending, p.parent + [p.name] == dirParts {
+                // The raw stream of the directory just made: the marker goes in before the directory is in place.
+                defer { publishPendingDirectory() }
+                try restoreEncryptedDirectory(entry, dirParts, temporary: p.parent + [p.temporary])
+                return
+            }
+            publishPendingDirectory()
+            try restoreEncryptedDirectory(entry, dirParts)
             return
         }
+        publishPendingDirectory()
         guard let name = parts.last else {
             guard entry.kind == .directory else { throw EFSError(.invalidArgument, "only a directory can stand for the destination itself") }
             try directoryAttributes(root, entry, parts)
@@ -201,16 +221,40 @@ final class Restorer {
         if let existing, existing.kind != .directory {
             try clear(parent, name)
         }
-        if existing?.kind != .directory {
+        // A new directory is made under a temporary name and renamed into place by publishPendingDirectory().
+        let made = existing?.kind == .directory ? name : TemporaryName.name(for: name)
+        if made != name {
             // Owner-only while its children are restored; the archived mode is set at the end.
-            do { try Sys.mkdirat(parent, name, mode: 0o700) } catch { throw EFSError.system(error, "cannot create the directory") }
+            do { try Sys.mkdirat(parent, made, mode: 0o700) } catch { throw EFSError.system(error, "cannot create the directory") }
         }
         let fd: FileDescriptor
-        do { fd = try Sys.openat(parent, name, [.readOnly, .directory, .noFollow]) } catch {
+        do { fd = try Sys.openat(parent, made, [.readOnly, .directory, .noFollow]) } catch {
+            if made != name { try? Sys.unlinkat(parent, made, directory: true) }
             throw EFSError.system(error, "cannot open the directory")
         }
         defer { Sys.close(fd) }
+        if made != name { pending = (Array(parts.dropLast()), name, made, entry.path) }
         try directoryAttributes(fd, entry, parts)
+    }
+
+    /// Renames the directory made last under a temporary name into place. If that fails (something took its name
+    /// meanwhile), the failure is reported and the temporary directory (empty, or holding only its marker) removed.
+    func publishPendingDirectory() {
+        guard let p = pending else { return }
+        pending = nil
+        do throws(EFSError) {
+            let parent = try directory(p.parent, create: false)
+            do { try Sys.renameat(parent, p.temporary, parent, p.name) } catch {
+                if let dir = try? Sys.openat(parent, p.temporary, [.readOnly, .directory, .noFollow]) {
+                    try? Sys.unlinkat(dir, DirectoryMarker.name)
+                    Sys.close(dir)
+                }
+                try? Sys.unlinkat(parent, p.temporary, directory: true)
+                throw EFSError.system(error, "cannot create the directory")
+            }
+        } catch {
+            report(p.path, error, warning: false)
+        }
     }
 
     /// Extended attributes and owner now; mode and times once the children are in.
@@ -241,7 +285,10 @@ final class Restorer {
         deferred.removeAll()
     }
 
-    func restoreEncryptedDirectory(_ entry: ArchiveEntry, _ dirParts: [String]) throws(EFSError) {
+    /// Imports a directory's raw stream as its marker; into `temporary` (the components of the directory as made,
+    /// before it is renamed into place) when given.
+    func restoreEncryptedDirectory(_ entry: ArchiveEntry, _ dirParts: [String], temporary: [String]? = nil) throws(EFSError) {
+        let dirParts = temporary ?? dirParts
         let dir = try directory(dirParts, create: true)
         if let m = try? Sys.lstatat(dir, DirectoryMarker.name), m.kind != .regular { try clear(dir, DirectoryMarker.name) }
         let path = dirParts.reduce(rootPath) { $0.appending($1) }

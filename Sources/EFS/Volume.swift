@@ -50,12 +50,15 @@ public struct Volume: Sendable {
         var dir = path
         if (try? Sys.stat(path))?.kind != .directory || !includeSelf { dir = path.removingLastComponent() }
         if dir.isEmpty { dir = "." }
-        guard var cur = try? Sys.realpath(dir) else { return nil }
+        guard let resolved = try? Sys.realpath(dir) else { return nil }
+        // Up the resolved (absolute, canonical) path as a string: in a debug build each FilePath component operation
+        // re-checks swift-system's invariants over the whole path, which made this walk most of `encrypt -r`'s time.
+        var cur = resolved.string
         while true {
-            let conf = cur.appending(configDirectoryName).appending(configFileName)
-            if FileIO.exists(conf) { return try load(root: cur) }
-            if cur.components.isEmpty { return nil }
-            cur = cur.removingLastComponent()
+            let base = cur == "/" ? "" : cur
+            if FileIO.exists(FilePath("\(base)/\(configDirectoryName)/\(configFileName)")) { return try load(root: FilePath(cur)) }
+            guard cur != "/", let slash = cur.lastIndex(of: "/") else { return nil }
+            cur = slash == cur.startIndex ? "/" : String(cur[..<slash])
         }
     }
 
@@ -101,7 +104,11 @@ public struct Volume: Sendable {
     }
 
     /// Whether `path` (absolute, resolved) is the volume's config directory or inside it.
-    func isConfigPath(_ path: FilePath) -> Bool { path.starts(with: configDirectory) }
+    func isConfigPath(_ path: FilePath) -> Bool {
+        // As strings (both are resolved, so normalised): cheaper than comparing components in a debug build.
+        let config = configDirectory.string
+        return path.string == config || path.string.hasPrefix(config + "/")
+    }
 }
 
 /// Parses every CERTIFICATE block of a PEM text.

@@ -13,15 +13,19 @@ import Crypto
 ///
 ///     payload (length bytes: the stored bytes, as they go in place)
 ///     padding (0…4095 zero bytes, so that the footer does not cross a 4 KiB boundary of the file)
-///     footer (48): magic "EFS1RDO\0" ‖ u64 target ‖ u64 length ‖ u64 dataEnd ‖ checksum (16)
+///     footer (48): magic "EFS1RDO\0" ‖ u64 target ‖ u64 length ‖ u64 regionBefore ‖ checksum (16)
 ///
 /// The writer puts the footer down first, in one write inside one page (which no signal can tear), then the
 /// payload, then the bytes in place, then truncates the file back to `dataEnd`. So any crash leaves either no
 /// footer (nothing changed yet), or a footer saying where the data region ends: with an intact payload (checksum
-/// good) the write is redone; with a torn one the in-place write had not started and the record is just dropped.
+/// good) the write is redone and the region ends at `dataEnd`; with a torn one the in-place write had not started,
+/// and the record is dropped and the region cut back to `regionBefore`.
 ///
-/// `target` is the payload's offset in the data region; `dataEnd` the length of the data region once the write is
-/// done. The checksum is the first 16 bytes of SHA-256 over the file id, the first 32 footer bytes and the payload:
+/// `target` is the payload's offset in the data region; `regionBefore` the region's length before the write, and
+/// `dataEnd` = max(`regionBefore`, `target` + `length`) its length once done (longer when the write re-seals the
+/// old partial last block at a greater length). Records written before `regionBefore` was recorded hold `dataEnd`
+/// in that field; they read the same, except that a torn one of a region-extending write keeps the longer length.
+/// The checksum is the first 16 bytes of SHA-256 over the file id, the first 32 footer bytes and the payload:
 /// it detects a torn payload and binds the record to its file. It is not a MAC: the payload is stored blocks, each
 /// authenticated on its own when read.
 public struct WriteJournal: Sendable, Equatable {
@@ -33,21 +37,37 @@ public struct WriteJournal: Sendable, Equatable {
 
     public var target: UInt64
     public var length: Int
-    public var dataEnd: UInt64
+    /// The data region's length before the write (the footer's third field): what a torn record leaves.
+    public var regionBefore: UInt64
     /// The bytes to put in place; nil when the record was torn before its payload was complete.
     public var payload: [UInt8]?
 
-    public init(target: UInt64, dataEnd: UInt64, payload: [UInt8]) {
+    /// The data region's length once the write is done, where the payload starts: the old length, or the end of
+    /// the payload's place if the write extends the region (it rewrites the old partial last block longer).
+    public var dataEnd: UInt64 { max(regionBefore, target + UInt64(length)) }
+
+    /// The data region's length once the record is completed: ``dataEnd`` with an intact payload (redone); with a
+    /// torn one the in-place write had not begun, so the region keeps its old length (``regionBefore``).
+    public var regionAfterCompletion: UInt64 { payload != nil ? dataEnd : regionBefore }
+
+    /// A record for overwriting from `target` in a data region of `regionBefore` bytes (`target < regionBefore`).
+    public init(target: UInt64, regionBefore: UInt64, payload: [UInt8]) {
         self.target = target
         self.length = payload.count
-        self.dataEnd = dataEnd
+        self.regionBefore = regionBefore
         self.payload = payload
     }
 
-    init(target: UInt64, length: Int, dataEnd: UInt64, payload: [UInt8]?) {
+    /// A record as swift-efs wrote them before the footer held the old length: the footer's field is the length
+    /// once done, so a torn record of an extending write cannot tell the old length (it was taken for the new).
+    public init(target: UInt64, dataEnd: UInt64, payload: [UInt8]) {
+        self.init(target: target, regionBefore: dataEnd, payload: payload)
+    }
+
+    init(target: UInt64, length: Int, regionBefore: UInt64, payload: [UInt8]?) {
         self.target = target
         self.length = length
-        self.dataEnd = dataEnd
+        self.regionBefore = regionBefore
         self.payload = payload
     }
 
@@ -66,7 +86,7 @@ public struct WriteJournal: Sendable, Equatable {
         w.write(bytes: Self.magic)
         w.write(target)
         w.write(UInt64(length))
-        w.write(dataEnd)
+        w.write(regionBefore)
         let head = w.bytes
         return head + Self.checksum(fileID: fileID, head: head, payload: payload ?? [])
     }
@@ -87,11 +107,11 @@ public struct WriteJournal: Sendable, Equatable {
         guard f.count == footerSize, Array(f[0..<8]) == magic else { return nil }
         let target = UInt64.littleEndian(f[8..<16])
         let length = UInt64.littleEndian(f[16..<24])
-        let dataEnd = UInt64.littleEndian(f[24..<32])
-        guard length > 0, length <= UInt64(maximumPayload), target <= dataEnd, length <= dataEnd - target,
-              dataEnd <= regionLength, regionLength - dataEnd >= length + UInt64(footerSize)
-        else { return nil }
-        let record = WriteJournal(target: target, length: Int(length), dataEnd: dataEnd, payload: nil)
+        let regionBefore = UInt64.littleEndian(f[24..<32])
+        guard length > 0, length <= UInt64(maximumPayload), target < regionBefore, regionBefore <= regionLength else { return nil }
+        let dataEnd = max(regionBefore, target + length)
+        guard dataEnd <= regionLength, regionLength - dataEnd >= length + UInt64(footerSize) else { return nil }
+        let record = WriteJournal(target: target, length: Int(length), regionBefore: regionBefore, payload: nil)
         guard record.footerOffset(dataOffset: dataOffset) + UInt64(footerSize) == regionLength else { return nil }
         return record
     }

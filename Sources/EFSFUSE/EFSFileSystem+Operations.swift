@@ -110,18 +110,39 @@ extension EFSFileSystem {
     func mkdir(_ req: Request, _ parentID: UInt64, _ name: String, _ mode: UInt32) throws {
         let parent = try nodes.node(parentID)
         try checkCreatable(parent, name)
-        try Sys.mkdirat(parent.handle, name, mode: mode & 0o7777)
         // A directory made in an encrypted directory is encrypted too (as on Windows), so that the files a copy puts
-        // in it are encrypted.
+        // in it are encrypted. It is made and marked under a temporary name, then renamed into place: a crash never
+        // leaves it there unmarked (the litter is hidden, and efs fsck --repair removes it).
         if session.isEncryptedDirectory(parent.procPath) {
-            do { try markEncrypted(parent, name, mode: mode & 0o7777) } catch {
-                try? Sys.unlinkat(parent.handle, name, directory: true)
+            let temporary = TemporaryName.name(for: name)
+            try Sys.mkdirat(parent.handle, temporary, mode: mode & 0o7777)
+            do {
+                try markEncrypted(parent, temporary, mode: mode & 0o7777)
+                try renameNoReplace(parent, temporary, name)
+            } catch {
+                if let dir = try? Sys.openat(parent.handle, temporary, [.pathOnly, .directory, .noFollow]) {
+                    try? Sys.unlinkat(dir, DirectoryMarker.name)
+                    Sys.close(dir)
+                }
+                try? Sys.unlinkat(parent.handle, temporary, directory: true)
                 throw error
             }
+        } else {
+            try Sys.mkdirat(parent.handle, name, mode: mode & 0o7777)
         }
         let (node, _) = try lookup(parent, name)
         giveToCaller(caller(req), node.handle, in: parent)
         replyEntry(req, node, try Sys.fstat(node.handle))
+    }
+
+    /// Renames `from` to `to` in `parent`, failing with EEXIST if `to` exists (where the file system has no
+    /// RENAME_NOREPLACE, as some network file systems: a check, then a plain rename).
+    private func renameNoReplace(_ parent: Node, _ from: String, _ to: String) throws(Errno) {
+        do { try Sys.renameat2(parent.handle, from, parent.handle, to, flags: .noReplace) } catch {
+            guard error == .invalidArgument || error == .noFunction else { throw error }
+            if (try? Sys.lstatat(parent.handle, to)) != nil { throw Errno.fileExists }
+            try Sys.renameat(parent.handle, from, parent.handle, to)
+        }
     }
 
     /// Writes the directory marker of a new directory, making it writable for the moment if its mode does not let

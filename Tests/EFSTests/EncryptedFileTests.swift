@@ -323,22 +323,44 @@ struct RandomAccessTests {
 
     @Test("a record torn before its payload was complete is dropped, and the old data stays")
     func tornRecord() throws {
+        try expectTornRecordDropped(size: 30_000, torn: 5_000) { info in
+            WriteJournal(target: 0, dataEnd: info.physicalDataLength, payload: [UInt8](repeating: 7, count: 8248))
+        }
+    }
+
+    /// Encrypts a file of `size` bytes, puts down the footer of `record(info)` and the first `torn` bytes of its
+    /// payload, as a crash can leave them; then an open must drop the record and find the old file unchanged.
+    func expectTornRecordDropped(size: Int, torn: Int, _ record: (EncryptedFileInfo) -> WriteJournal) throws {
         let f = try Fixture()
-        let old = TestFiles.bytes(30_000, seed: 33)
+        let old = TestFiles.bytes(size, seed: UInt64(size))
         let p = f.file("k.bin", old)
         try f.alice.session.encryptFile(at: p)
         let before = TestFiles.read(p)
         let fd = try Sys.open(p, .readWrite)
         let info = try EncryptedFileInfo.read(fd, path: p)
         let dataOffset = UInt64(info.header.dataOffset)
-        let record = WriteJournal(target: 0, dataEnd: info.physicalDataLength, payload: [UInt8](repeating: 7, count: 8248))
-        try Sys.pwriteAll(fd, record.footer(fileID: info.header.fileID), at: Int64(dataOffset + record.footerOffset(dataOffset: dataOffset)))
-        try Sys.pwriteAll(fd, [UInt8](repeating: 7, count: 5000), at: Int64(dataOffset + info.physicalDataLength))  // torn payload
+        let r = record(info)
+        try Sys.pwriteAll(fd, r.footer(fileID: info.header.fileID), at: Int64(dataOffset + r.footerOffset(dataOffset: dataOffset)))
+        try Sys.pwriteAll(fd, (r.payload ?? [])[0..<torn], at: Int64(dataOffset + r.dataEnd))
         Sys.close(fd)
-        let r = try f.alice.session.open(at: p)
-        #expect(try r.read(at: 0, count: 100_000) == old)
-        try r.close()
-        #expect(TestFiles.read(p) == before, "the torn record is cut off")
+        let reader = try f.alice.session.open(at: p)
+        #expect(try reader.read(at: 0, count: size + 100_000) == old)
+        try reader.close()
+        #expect(TestFiles.read(p) == before, "the torn record is cut off at the old end of the data")
+    }
+
+    @Test("regression: a torn record of a write that grows the last partial block leaves the file as it was")
+    func tornExtendingRecord() throws {
+        // Found by the mount crash sweep: appending to a 100 000-byte file re-seals its partial last block at full
+        // length, so the record's region ends past the old one; torn, it used to be cut off at that new end, which
+        // left the old partial block followed by zeros (failing authentication) instead of as it was.
+        let sbs = UInt64(ContentCipher.storedBlockSize)
+        try expectTornRecordDropped(size: 100_000, torn: 0) { info in
+            // What the writer puts down first for 65 536 bytes at 100 000: blocks 24…40, from the old last block on.
+            let r = WriteJournal(target: 24 * sbs, regionBefore: info.physicalDataLength, payload: [UInt8](repeating: 7, count: Int(17 * sbs)))
+            #expect(r.dataEnd > info.physicalDataLength)
+            return r
+        }
     }
 
     @Test("deferred size updates are published by sync and close")

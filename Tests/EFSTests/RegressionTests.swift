@@ -12,6 +12,26 @@ import Testing
 /// Each test here pins a bug found in review; the name says what went wrong.
 @Suite("Regressions")
 struct RegressionTests {
+    @Test("fsck --repair removes a temporary directory holding only a directory marker, and keeps one holding more")
+    func fsckRemovesTemporaryDirectory() throws {
+        // What a crash in `efs restore` leaves: a directory made under a temporary name, with or without the
+        // marker imported into it, not yet renamed into place.
+        let f = try Fixture()
+        let secret = f.volume.appending("secret"), litter = f.volume.appending(".secret\(TemporaryName.marker)abc")
+        try FileManager.default.createDirectory(atPath: secret.string, withIntermediateDirectories: false)
+        try f.alice.session.encryptFile(at: secret)
+        try FileManager.default.moveItem(atPath: secret.string, toPath: litter.string)
+        #expect(f.alice.session.isEncryptedDirectory(litter))
+        let other = f.volume.appending(".kept\(TemporaryName.marker)def")
+        try FileManager.default.createDirectory(atPath: other.string, withIntermediateDirectories: false)
+        TestFiles.write(other.appending("data"), Array("not ours".utf8))
+        let report = FileSystemCheck(session: nil, repair: true).check(f.volume)
+        #expect(report.litterRemoved == [litter])
+        #expect(!TestFiles.exists(litter))
+        #expect(TestFiles.read(other.appending("data")) == Array("not ours".utf8))
+        #expect(report.problems.map(\.path) == [other] && report.problems.first?.kind == .litter)
+    }
+
     @Test("a recovery policy listing one certificate twice still encrypts readable files")
     func duplicateRecoveryAgent() throws {
         let f = try Fixture()
