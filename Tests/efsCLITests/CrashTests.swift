@@ -195,26 +195,37 @@ struct CrashTests {
     func rawImport() throws {
         let w = try World()
         let session = Self.session(w)
-        // 6 MiB: 103 data segments of 15 blocks, each one write, and three named streams.
-        let source = w.vault.appending("source.bin")
-        try Self.writeTree(w.vault, [("source.bin", 6 * 1_048_576 + 5)], xattrs: ["source.bin": 3])
-        try #require(w.alice.run(["encrypt", source.string]).status == 0)
-        let stream = w.dir.appending("source.raw")
-        try #require(w.alice.run(["raw", "export", source.string, "-o", stream.string]).status == 0)
-        let streamBytes = TestFiles.read(stream)
+        // Streams of several shapes: empty, block edges, one and several 4 MiB write batches (data segments are
+        // written 4 MiB at a time), named streams. Each import makes about ten calls, so the sweep runs over every
+        // shape, to a new path and over an existing file.
+        let shapes: [(String, Int, Int)] = [
+            ("empty", 0, 0), ("one", 1, 0), ("block", 4_096, 0), ("block1", 4_097, 0), ("seg", 61_441, 0),
+            ("k64", 65_537, 1), ("m1", 1_048_576, 0), ("m4", 4 * 1_048_576 + 1, 0), ("m6", 6 * 1_048_576 + 5, 3),
+            ("m9", 9 * 1_048_576 + 3, 2), ("two", 2, 1), ("k8", 8_193, 0), ("m2", 2 * 1_048_576 - 1, 2), ("m5", 5 * 1_048_576, 0),
+        ]
+        try Self.writeTree(w.vault, shapes.map { ($0.0, $0.1) }, xattrs: Dictionary(uniqueKeysWithValues: shapes.filter { $0.2 > 0 }.map { ($0.0, $0.2) }))
+        var streams: [(String, FilePath, [UInt8])] = []
+        for (name, _, _) in shapes {
+            try #require(w.alice.run(["encrypt", w.vault.appending(name).string]).status == 0)
+            let stream = w.dir.appending("\(name).raw")
+            try #require(w.alice.run(["raw", "export", w.vault.appending(name).string, "-o", stream.string]).status == 0)
+            streams.append((name, stream, TestFiles.read(stream)))
+        }
         let into = w.vault.appending("into")
         try Self.writeTree(into, [("old.bin", 300_000)])
         try #require(w.alice.run(["encrypt", into.appending("old.bin").string]).status == 0)
         let saved = try SavedTree(into, in: w.dir, as: "into")
-        func untouched(_ n: Int) {
-            #expect(TestFiles.same(TestFiles.read(stream), streamBytes), "raw import crash point \(n): the stream changed")
-        }
-        var points: [(String, Int)] = []
-        for target in ["new.bin", "old.bin"] {
-            var sweep = CrashSweep(label: "raw import → \(target)", runner: w.alice, args: ["raw", "import", stream.string, into.appending(target).string],
-                                   root: into, session: session, reset: saved.restore)
-            sweep.afterCrash = untouched
-            points.append((target, try sweep.run()))
+        var points: [(String, Int)] = [("new.bin", 0), ("old.bin", 0)]
+        for (k, target) in ["new.bin", "old.bin"].enumerated() {
+            for (name, stream, bytes) in streams {
+                var sweep = CrashSweep(label: "raw import \(name) → \(target)", runner: w.alice,
+                                       args: ["raw", "import", stream.string, into.appending(target).string],
+                                       root: into, session: session, reset: saved.restore)
+                sweep.afterCrash = { n in
+                    #expect(TestFiles.same(TestFiles.read(stream), bytes), "raw import \(name) crash point \(n): the stream changed")
+                }
+                points[k].1 += try sweep.run()
+            }
         }
         print("crash points: raw import to a new path \(points[0].1), over an existing file \(points[1].1)")
         #expect(points.allSatisfy { $0.1 >= Self.minimumPoints }, "\(points)")
@@ -252,6 +263,8 @@ struct CrashTests {
         try Self.writeTree(src, [
             ("secret/a", 0), ("secret/b", 4_097), ("secret/c", 400_000), ("secret/d", 1_400_000), ("secret/e", 1),
             ("secret/deeper/f", 130_000), ("secret/deeper/g", 61_440 * 3), ("secret/streams", 30_000),
+            ("secret/h0", 10), ("secret/h1", 4_096), ("secret/h2", 20_000), ("secret/h3", 70_000), ("secret/deeper/h4", 3),
+            ("secret/h5", 9_000), ("secret/h6", 1_000),
             ("plain/p0", 0), ("plain/p1", 10), ("plain/p2", 100_000), ("plain/p3", 2_000_000), ("plain/x", 500),
         ], xattrs: ["secret/streams": 4, "plain/x": 2])
         try FileManager.default.createDirectory(atPath: src.appending("plain/empty").string, withIntermediateDirectories: false)
