@@ -39,10 +39,6 @@ public struct EncryptedFileInfo: Sendable {
     public var journal: WriteJournal?
 
     /// Finds a redo record at the end of the backing file (`Documentation/file-format.md` §5.4).
-    static func pendingJournal(_ fd: FileDescriptor, header: FileHeader, fileID: FileID, backingLength: Int64) throws(Errno) -> WriteJournal? {
-        try pendingJournal(BackingReader(fd, prefix: []), header: header, fileID: fileID, backingLength: backingLength)
-    }
-
     static func pendingJournal(_ file: BackingReader, header: FileHeader, fileID: FileID, backingLength: Int64) throws(Errno) -> WriteJournal? {
         let dataOffset = UInt64(header.dataOffset)
         let region = UInt64(max(0, backingLength - Int64(dataOffset)))

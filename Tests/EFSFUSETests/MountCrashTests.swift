@@ -19,9 +19,9 @@ struct MountCrashTests {
         let bs = ContentCipher.blockSize
         // Durable before the crash.
         let synced = TestFiles.bytes(1_000_003, seed: 1)
-        try writeSynced(m.m("secret/synced.bin"), synced)
+        try F.writeSynced(m.m("secret/synced.bin"), synced)
         let old = TestFiles.bytes(600_000, seed: 2)
-        try writeSynced(m.m("secret/busy.bin"), old)
+        try F.writeSynced(m.m("secret/busy.bin"), old)
         // Being written when the daemon dies: busy.bin rewritten and grown in 64 KiB writes (each a run of whole
         // blocks), and grow.bin created and appended to, over and over, until the writes fail.
         let new = TestFiles.bytes(900_000, seed: 3)
@@ -91,7 +91,7 @@ struct MountCrashTests {
         // Each overwrite puts down a redo record (footer, then payload) and then the bytes in place; the writes
         // that cross a page are the payload and the in-place write, so odd n tear a payload, even n an in-place write.
         for n in 1...8 {
-            try writeSynced(m.m("secret/t.bin"), old)
+            try F.writeSynced(m.m("secret/t.bin"), old)
             m.unmount()
             m.daemonEnvironment = ["EFS_CRASH_AT": "tear:\(n)"]
             try m.start()
@@ -121,12 +121,5 @@ struct MountCrashTests {
             torn += 1
         }
         #expect(torn == 8)
-    }
-
-    private func writeSynced(_ path: FilePath, _ bytes: [UInt8]) throws {
-        let fd = try Sys.open(path, [.writeOnly, .create, .truncate], mode: [.ownerReadWrite])
-        defer { Sys.close(fd) }
-        try Sys.pwriteAll(fd, bytes, at: 0)
-        try Sys.fsync(fd)
     }
 }

@@ -174,6 +174,14 @@ enum F {
         try Sys.pwriteAll(fd, bytes, at: 0)
     }
 
+    /// Writes `bytes` as the whole file and fsyncs it (what a crash must not lose).
+    static func writeSynced(_ path: FilePath, _ bytes: [UInt8]) throws {
+        let fd = try Sys.open(path, [.writeOnly, .create, .truncate], mode: [.ownerReadWrite])
+        defer { Sys.close(fd) }
+        try Sys.pwriteAll(fd, bytes, at: 0)
+        try Sys.fsync(fd)
+    }
+
     static func read(_ path: FilePath) throws(Errno) -> [UInt8] {
         let fd = try Sys.open(path, .readOnly)
         defer { Sys.close(fd) }

@@ -55,7 +55,7 @@ struct MountWritePathTests {
         for n in 1...8 {
             for (name, synced) in [("grow.bin", old), ("fresh.bin", [UInt8]())] {
                 try? Sys.unlink(m.m("secret/\(name)"))
-                if !synced.isEmpty { try writeSynced(m.m("secret/\(name)"), synced) }
+                if !synced.isEmpty { try F.writeSynced(m.m("secret/\(name)"), synced) }
             }
             m.unmount()
             m.daemonEnvironment = ["EFS_CRASH_AT": "tear:\(n)"]
@@ -105,7 +105,7 @@ struct MountWritePathTests {
         let m = try MountedVolume()
         defer { m.unmount() }
         let old = TestFiles.bytes(10_000, seed: 43)
-        try writeSynced(m.m("secret/p.bin"), old)
+        try F.writeSynced(m.m("secret/p.bin"), old)
         m.unmount()
         // The first write that crosses a page is the record's payload (the footer is one write inside one page).
         m.daemonEnvironment = ["EFS_CRASH_AT": "tear:1"]
@@ -119,12 +119,5 @@ struct MountWritePathTests {
         try m.start()
         // Recovery cuts the file at the record's dataEnd; the open finds the old block's end behind the zeros.
         #expect((try? F.read(m.m("secret/p.bin"))) == old)
-    }
-
-    private func writeSynced(_ path: FilePath, _ bytes: [UInt8]) throws {
-        let fd = try Sys.open(path, [.writeOnly, .create, .truncate], mode: [.ownerReadWrite])
-        defer { Sys.close(fd) }
-        try Sys.pwriteAll(fd, bytes, at: 0)
-        try Sys.fsync(fd)
     }
 }
