@@ -49,6 +49,7 @@ let package = Package(
                 .product(name: "EFSCore", package: efs), "FuzzSupport",
             ]
         ),
+        .executableTarget(name: "FuzzWriteJournal", dependencies: [.product(name: "EFSCore", package: efs), "FuzzSupport"]),
         .executableTarget(name: "FuzzPKCS12", dependencies: [.product(name: "EFSCore", package: efs), "FuzzSupport"]),
     ]
 )

@@ -18,7 +18,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 all_targets=(FuzzRawStream FuzzFileHeader FuzzFileMetadata FuzzKeyFiles FuzzArchive FuzzPKCS12 FuzzWindowsMetadata
-    FuzzWindowsRawStream)
+    FuzzWindowsRawStream FuzzWriteJournal)
 
 usage() { echo "usage: $0 SECONDS [TARGET…]   targets: ${all_targets[*]}" >&2; exit 2; }
 [[ $# -ge 1 && $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || usage
@@ -36,6 +36,7 @@ max_len() {
         FuzzRawStream | FuzzArchive | FuzzWindowsRawStream) echo 65536 ;;
         FuzzWindowsMetadata) echo 16384 ;;
         FuzzFileHeader | FuzzFileMetadata | FuzzKeyFiles | FuzzPKCS12) echo 8192 ;;
+        FuzzWriteJournal) echo 16384 ;;
         *) echo "run.sh: unknown target $1" >&2; usage ;;
     esac
 }

@@ -34,6 +34,8 @@ public struct WriteJournal: Sendable, Equatable {
     static let page: UInt64 = 4096
     /// The largest payload a writer puts in one record (the writer splits bigger overwrites).
     public static let maximumPayload = 256 * ContentCipher.storedBlockSize
+    /// The largest data-region length and data offset a footer is parsed for (a file offset, at most `Int64.max`).
+    public static let maximumOffset = UInt64(Int64.max)
 
     public var target: UInt64
     public var length: Int
@@ -104,7 +106,10 @@ public struct WriteJournal: Sendable, Equatable {
     /// not read yet (nil).
     public static func footer(_ footer: some Collection<UInt8>, regionLength: UInt64, dataOffset: UInt64) -> WriteJournal? {
         let f = Array(footer)
-        guard f.count == footerSize, Array(f[0..<8]) == magic else { return nil }
+        // Region and data offsets come from a file's size, so they are below 2^63; bounding them here keeps every
+        // sum below (target + length, dataOffset + footerOffset) from overflowing on any input (FuzzWriteJournal).
+        guard f.count == footerSize, Array(f[0..<8]) == magic, regionLength <= maximumOffset, dataOffset <= maximumOffset
+        else { return nil }
         let target = UInt64.littleEndian(f[8..<16])
         let length = UInt64.littleEndian(f[16..<24])
         let regionBefore = UInt64.littleEndian(f[24..<32])

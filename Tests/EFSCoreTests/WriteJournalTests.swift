@@ -76,4 +76,23 @@ struct WriteJournalTests {
             #expect(parse(f, dataOffset: 0) == nil, "field at \(field) = \(value)")
         }
     }
+
+    /// A footer whose fields sit near 2^64 (no real file has such offsets) is refused, not an overflow trap:
+    /// `target + length` and `dataOffset + footerOffset` are computed only for offsets up to `Int64.max`.
+    @Test("offsets near 2^64 are refused without overflow")
+    func hugeOffsets() {
+        var head = ByteWriter()
+        head.write(bytes: WriteJournal.magic)
+        head.write(UInt64.max - 1)  // target
+        head.write(UInt64(WriteJournal.maximumPayload))  // length
+        head.write(UInt64.max)  // regionBefore
+        let footer = head.bytes + [UInt8](repeating: 0, count: 16)
+        #expect(WriteJournal.footer(footer, regionLength: .max, dataOffset: 0) == nil)
+        #expect(WriteJournal.footer(footer, regionLength: UInt64(Int64.max) + 1, dataOffset: 0) == nil)
+        let r = WriteJournal(target: 0, dataEnd: 100, payload: [1])
+        let ok = r.footer(fileID: fileID)
+        let regionLength = r.footerOffset(dataOffset: 0) + 48
+        #expect(WriteJournal.footer(ok, regionLength: regionLength, dataOffset: 0) != nil)
+        #expect(WriteJournal.footer(ok, regionLength: regionLength, dataOffset: .max - 10) == nil)
+    }
 }
