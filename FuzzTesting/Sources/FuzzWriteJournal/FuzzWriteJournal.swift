@@ -20,7 +20,7 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     guard input.count >= 33 + WriteJournal.footerSize else { return 0 }
     let mode = input[0]
     guard let fileID = try? FileID(bytes: input[1..<17]) else { return 0 }
-    func le64(_ at: Int, _ b: [UInt8]) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[at + $1]) << (8 * UInt64($1)) } }
+    func le64(_ at: Int, _ b: [UInt8]) -> UInt64 { UInt64.littleEndian(b[at..<(at + 8)]) }
     let dataOffset = le64(17, input)
     var regionLength = le64(25, input)
     var tail = Array(input[33...])
