@@ -23,9 +23,13 @@ extension RawContext {
     /// sixteenth of the system calls.
     static let descriptorReadSize = 1 << 20
 
-    func write(chunkSize: Int, _ source: (Int) throws -> [UInt8]) throws(EFSError) {
+    /// - Parameter finishing: runs on the complete temporary file just before it is fsynced and renamed into place
+    ///   (after the import's own mode), so whatever it sets (`efs restore`: the archived mode, owner and times)
+    ///   appears with the content in one step. A failure discards the import like a bad stream.
+    func write(chunkSize: Int, finishing: ((FileDescriptor) throws(Errno) -> Void)? = nil,
+               _ source: (Int) throws -> [UInt8]) throws(EFSError) {
         try begin(importing: true)
-        var importer = Importer(context: self)
+        var importer = Importer(context: self, finishing: finishing)
         var decoder = RawStreamDecoder()
         var buffer = RawInputBuffer()
         do {
@@ -82,7 +86,13 @@ struct Importer {
     var pendingOffset: Int64 = 0
     static let flushSize = 4 << 20
 
-    init(context: RawContext) { self.context = context }
+    /// See ``RawContext/write(chunkSize:finishing:_:)``.
+    let finishing: ((FileDescriptor) throws(Errno) -> Void)?
+
+    init(context: RawContext, finishing: ((FileDescriptor) throws(Errno) -> Void)? = nil) {
+        self.context = context
+        self.finishing = finishing
+    }
 
     var directoryTarget: Bool { context.flags.contains(.createForDirectory) }
 
@@ -184,6 +194,20 @@ struct Importer {
         pending.removeAll(keepingCapacity: true)
     }
 
+    /// Why a named stream (an extended attribute of the backing file) cannot be stored, naming the cause where the
+    /// target's file system is the cause: one without extended attributes (sshfs, NFS before 4.2, some SMB
+    /// mounts), or one whose attribute space is smaller than the stream (ext4 keeps them in one block).
+    static func namedStreamError(_ e: Errno, _ name: String, _ size: Int, _ path: FilePath) -> EFSError {
+        switch e {
+        case .notSupported:
+            EFSError(.notSupported, "\(path): the stream holds named stream \(name), and the target's file system does not store extended attributes (import with --drop-streams, EFS_DROP_ALTERNATE_STREAMS, to leave the named streams out)", cause: e)
+        case .noSpace, .argListTooLong:
+            EFSError(.notSupported, "\(path): the target's file system has no room for named stream \(name) (\(size) bytes) as an extended attribute (import with --drop-streams, EFS_DROP_ALTERNATE_STREAMS, to leave the named streams out)", cause: e)
+        default:
+            EFSError.system(e, "cannot store named stream \(name) of", path)
+        }
+    }
+
     /// Checks the whole object, fsyncs it and renames it into place.
     mutating func commit() throws {
         try flushNamed()
@@ -201,7 +225,11 @@ struct Importer {
                 try Sys.ftruncate(fd, Int64(header.dataOffset) + Int64(needed))
             }
         }
-        for (name, value) in named { try Sys.setXattr(fd, NamedStreams.backingPrefix + name, value) }
+        for (name, value) in named {
+            do throws(Errno) { try Sys.setXattr(fd, NamedStreams.backingPrefix + name, value) } catch {
+                throw Self.namedStreamError(error, name, value.count, path)
+            }
+        }
         _ = try EncryptedFileInfo.read(fd, path: path)
         var mode = 0o666 & ~Sys.currentUmask()
         if let st, st.kind == .regular {
@@ -209,6 +237,9 @@ struct Importer {
             if Sys.effectiveUserID == 0 { try? Sys.fchown(fd, uid: st.uid, gid: st.gid) }
         }
         try Sys.fchmod(fd, directoryTarget ? 0o644 : mode)
+        do throws(Errno) { try finishing?(fd) } catch {
+            throw EFSError.system(error, "cannot set the attributes of", path)
+        }
         let durable = context.durability == .eachObject
         if durable { try Sys.fsync(fd) }
         // Every name below is relative to the directory opened by `open`, never resolved from a path again.

@@ -151,25 +151,19 @@ final class Restorer {
                 try restorePlainFile(entry, parent, name)
             }
         case .symbolicLink:
-            try clear(parent, name)
-            do throws(Errno) {
-                try Sys.symlinkat(entry.linkTarget ?? "", parent, name)
-                if isRoot { try? Sys.lchownat(parent, name, uid: entry.uid, gid: entry.gid) }
-                try Sys.lutimensat(parent, name, access: Sys.time(entry.accessTime ?? entry.modificationTime), modification: Sys.time(entry.modificationTime))
-            } catch {
-                throw EFSError.system(error, "cannot create the symbolic link")
+            try replace(parent, name, "cannot create the symbolic link") { temporary throws(Errno) in
+                try Sys.symlinkat(entry.linkTarget ?? "", parent, temporary)
+                if isRoot { try? Sys.lchownat(parent, temporary, uid: entry.uid, gid: entry.gid) }
+                try Sys.lutimensat(parent, temporary, access: Sys.time(entry.accessTime ?? entry.modificationTime), modification: Sys.time(entry.modificationTime))
             }
         case .hardLink:
             try restoreHardLink(entry, parent, name)
         case .fifo:
-            try clear(parent, name)
-            do throws(Errno) {
-                try Sys.mkfifoat(parent, name, mode: 0o600)
-                let fd = try Sys.openat(parent, name, [.readOnly, .nonBlocking, .noFollow])
+            try replace(parent, name, "cannot create the FIFO") { temporary throws(Errno) in
+                try Sys.mkfifoat(parent, temporary, mode: 0o600)
+                let fd = try Sys.openat(parent, temporary, [.readOnly, .nonBlocking, .noFollow])
                 defer { Sys.close(fd) }
                 try attributes(fd, entry, raw: false)
-            } catch {
-                throw EFSError.system(error, "cannot create the FIFO")
             }
         case .characterDevice, .blockDevice:
             break
@@ -218,10 +212,8 @@ final class Restorer {
 
     func restoreDirectory(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String, _ parts: [String]) throws(EFSError) {
         let existing = try? Sys.lstatat(parent, name)
-        if let existing, existing.kind != .directory {
-            try clear(parent, name)
-        }
-        // A new directory is made under a temporary name and renamed into place by publishPendingDirectory().
+        // A new directory is made under a temporary name and renamed into place by publishPendingDirectory(), which
+        // also replaces a non-directory in the way.
         let made = existing?.kind == .directory ? name : TemporaryName.name(for: name)
         if made != name {
             // Owner-only while its children are restored; the archived mode is set at the end.
@@ -244,7 +236,20 @@ final class Restorer {
         pending = nil
         do throws(EFSError) {
             let parent = try directory(p.parent, create: false)
-            do { try Sys.renameat(parent, p.temporary, parent, p.name) } catch {
+            do throws(Errno) {
+                if let st = try? Sys.lstatat(parent, p.name), st.kind != .directory {
+                    // A file or link in the way: swap the two names, then remove it under the temporary name, so a
+                    // crash leaves one of them at the name. Without RENAME_EXCHANGE it is removed first.
+                    do {
+                        try Sys.renameat2(parent, p.temporary, parent, p.name, flags: .exchange)
+                        try? Sys.unlinkat(parent, p.temporary)
+                        return
+                    } catch where error == .invalidArgument || error == .noFunction || error == .notSupported {
+                        try Sys.unlinkat(parent, p.name)
+                    }
+                }
+                try Sys.renameat(parent, p.temporary, parent, p.name)
+            } catch {
                 if let dir = try? Sys.openat(parent, p.temporary, [.readOnly, .directory, .noFollow]) {
                     try? Sys.unlinkat(dir, DirectoryMarker.name)
                     Sys.close(dir)
@@ -309,6 +314,21 @@ final class Restorer {
 
     // MARK: - Files
 
+    /// Makes an object under a temporary name beside `name` (`make` gets that name), then renames it over whatever
+    /// non-directory object is at `name`: a crash leaves the old object or the new one with all its attributes,
+    /// never neither (the temporary name is litter `efs fsck --repair` removes).
+    func replace(_ parent: FileDescriptor, _ name: String, _ what: String, _ make: (String) throws(Errno) -> Void) throws(EFSError) {
+        if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
+        let temporary = TemporaryName.name(for: name)
+        do throws(Errno) {
+            try make(temporary)
+            try Sys.renameat(parent, temporary, parent, name)
+        } catch {
+            try? Sys.unlinkat(parent, temporary)
+            throw EFSError.system(error, what)
+        }
+    }
+
     /// Removes whatever non-directory object is at `name`, so a new one can take its place (never written through).
     func clear(_ parent: FileDescriptor, _ name: String) throws(EFSError) {
         guard let st = try? Sys.lstatat(parent, name) else { return }
@@ -362,13 +382,10 @@ final class Restorer {
         let ctx = try RawContext.openForImport(in: parent, name: name, path: path, flags: [.createForImport, .overwriteHidden],
                                                durability: .deferredToCaller)
         defer { ctx.close() }
-        try ctx.write { max in try self.content(max, entry.path) }
-        do throws(Errno) {
-            let fd = try Sys.openat(parent, name, [.readOnly, .noFollow])
-            defer { Sys.close(fd) }
-            try attributes(fd, entry, raw: true)
-        } catch {
-            throw EFSError.system(error, "cannot restore the attributes")
+        // The archived attributes go on the temporary file before its rename: a crash leaves the old file or the
+        // new one with its mode, owner and times, never the new content with the import's defaults.
+        try ctx.write(chunkSize: RawContext.importChunkSize, finishing: { fd throws(Errno) in try self.attributes(fd, entry, raw: true) }) { max in
+            try self.content(max, entry.path)
         }
     }
 
@@ -383,9 +400,8 @@ final class Restorer {
         }
         guard targetStatus.kind != .directory else { throw EFSError(.invalidArgument, "a hard link to a directory") }
         if let st = try? Sys.lstatat(parent, name), FileKey(st) == FileKey(targetStatus) { return }
-        try clear(parent, name)
-        do { try Sys.linkat(targetParent, targetName, parent, name) } catch {
-            throw EFSError.system(error, "cannot create the hard link")
+        try replace(parent, name, "cannot create the hard link") { temporary throws(Errno) in
+            try Sys.linkat(targetParent, targetName, parent, temporary)
         }
     }
 

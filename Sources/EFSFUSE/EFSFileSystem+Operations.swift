@@ -184,7 +184,7 @@ extension EFSFileSystem {
     func rmdir(_ req: Request, _ parentID: UInt64, _ name: String) throws {
         let parent = try nodes.node(parentID)
         try checkVisible(parent, name)
-        try withMarkerSetAside(parent, name) { () throws(Errno) in try Sys.unlinkat(parent.handle, name, directory: true) }
+        try withMarkerSetAside(parent, name, renaming: false) { () throws(Errno) in try Sys.unlinkat(parent.handle, name, directory: true) }
         fuse_reply_err(req, 0)
     }
 
@@ -197,7 +197,7 @@ extension EFSFileSystem {
             throw Errno.invalidArgument
         }
         let rf = RenameFlags(rawValue: flags)
-        try withMarkerSetAside(newParent, newName) { () throws(Errno) in
+        try withMarkerSetAside(newParent, newName, renaming: true) { () throws(Errno) in
             try Sys.renameat2(parent.handle, name, newParent.handle, newName, flags: rf)
         }
         if rf.contains(.whiteout), let w = try? Sys.openat(parent.handle, name, [.pathOnly, .noFollow]) {
@@ -210,10 +210,21 @@ extension EFSFileSystem {
         fuse_reply_err(req, 0)
     }
 
-    /// Runs `body` (an rmdir of, or a rename onto, `parent/name`); if it fails with ENOTEMPTY because the directory
-    /// holds nothing but its (hidden) encryption marker, moves the marker out, runs `body` again, and puts the
-    /// marker back if that fails too.
-    private func withMarkerSetAside(_ parent: Node, _ name: String, _ body: () throws(Errno) -> Void) throws(Errno) {
+    /// Runs `body` (an rmdir of, or a rename onto, `parent/name`). If it fails with ENOTEMPTY because the directory
+    /// holds nothing but its (hidden) encryption marker, removes that directory in steps no crash can leave half
+    /// done in view, running `body` again in the middle where it is a rename (`renaming`):
+    ///
+    /// 1. the directory leaves the view whole, marker and all, under a temporary name;
+    /// 2. a rename takes the name (if it fails, the directory comes back);
+    /// 3. the marker moves out beside it, under a second temporary name, and the directory is removed (for an rmdir,
+    ///    if that fails, the marker and the directory go back);
+    /// 4. the marker goes.
+    ///
+    /// A crash at any point leaves the name as it was or as the call leaves it, and at most temporary litter, which
+    /// is hidden and which efs fsck --repair removes. (Moving the marker out in place, as this once did, could leave
+    /// a visible directory without it, whose new files would be plaintext.) The kernel holds the directory's lock
+    /// for the whole rmdir or rename, so nothing is made in it between the listing and the steps.
+    private func withMarkerSetAside(_ parent: Node, _ name: String, renaming: Bool, _ body: () throws(Errno) -> Void) throws(Errno) {
         do { return try body() } catch where error == .directoryNotEmpty {
             guard let dir = try? Sys.openat(parent.handle, name, [.pathOnly, .noFollow, .directory]) else { throw error }
             defer { Sys.close(dir) }
@@ -226,12 +237,30 @@ extension EFSFileSystem {
             defer { if lend { try? Sys.chmod(path, mode) } }
             let names = ((try? Sys.readDirectory(dir)) ?? []).map(\.name).filter { $0 != "." && $0 != ".." }
             guard names == [DirectoryMarker.name] else { throw error }
-            var g = SystemRandomNumberGenerator()
-            let aside = ".\(name.prefix(100))\(TemporaryName.marker)\(String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36))"
-            try Sys.renameat2(dir, DirectoryMarker.name, parent.handle, aside, flags: .noReplace)
-            do { try body() } catch {
-                try? Sys.renameat2(parent.handle, aside, dir, DirectoryMarker.name, flags: .noReplace)
-                throw error
+            let hidden = TemporaryName.name(for: name)
+            try renameNoReplace(parent, name, hidden)
+            let putBack = { () in _ = try? self.renameNoReplace(parent, hidden, name) }
+            if renaming {
+                do { try body() } catch {
+                    putBack()
+                    throw error
+                }
+            }
+            let aside = TemporaryName.name(for: DirectoryMarker.name)
+            do throws(Errno) {
+                try Sys.renameat2(dir, DirectoryMarker.name, parent.handle, aside, flags: .noReplace)
+                do throws(Errno) { try Sys.unlinkat(parent.handle, hidden, directory: true) } catch {
+                    try? Sys.renameat2(parent.handle, aside, dir, DirectoryMarker.name, flags: .noReplace)
+                    throw error
+                }
+            } catch {
+                // An rmdir fails whole. After a rename, which has happened, the old directory stays behind as
+                // hidden litter.
+                guard renaming else {
+                    putBack()
+                    throw error
+                }
+                return
             }
             try? Sys.unlinkat(parent.handle, aside)
         }

@@ -144,6 +144,7 @@ public enum Sys {
 
     /// Writes all of `bytes` at the current position (pipes, standard output).
     public static func writeAll(_ fd: FileDescriptor, _ bytes: some ContiguousCollection<UInt8>) throws(Errno) {
+        FaultInjection.check(.write)
         var done = 0
         let count = bytes.count
         while done < count {
@@ -195,11 +196,13 @@ public enum Sys {
 
     /// `fallocate(2)` with `mode` as given.
     public static func fallocate(_ fd: FileDescriptor, mode: Int32, offset: Int64, length: Int64) throws(Errno) {
+        FaultInjection.check(.write)
         try nothingOrErrno { cefs_fallocate(fd.rawValue, mode, off_t(offset), off_t(length)) }.get()
     }
 
     /// Punches a hole (keeps the size). Returns false where the file system cannot.
     public static func punchHole(_ fd: FileDescriptor, offset: Int64, length: Int64) -> Bool {
+        FaultInjection.check(.write)
         let FALLOC_FL_KEEP_SIZE: Int32 = 0x01
         let FALLOC_FL_PUNCH_HOLE: Int32 = 0x02
         return cefs_fallocate(fd.rawValue, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(offset), off_t(length)) == 0
@@ -226,14 +229,17 @@ public enum Sys {
     }
 
     public static func fchmod(_ fd: FileDescriptor, _ mode: UInt32) throws(Errno) {
+        FaultInjection.check(.attributes)
         try nothingOrErrno { Glibc.fchmod(fd.rawValue, mode_t(mode)) }.get()
     }
 
     public static func fchown(_ fd: FileDescriptor, uid: UInt32, gid: UInt32) throws(Errno) {
+        FaultInjection.check(.attributes)
         try nothingOrErrno { Glibc.fchown(fd.rawValue, uid, gid) }.get()
     }
 
     public static func futimens(_ fd: FileDescriptor, access: timespec, modification: timespec) throws(Errno) {
+        FaultInjection.check(.attributes)
         var times = [access, modification]
         try nothingOrErrno { Glibc.futimens(fd.rawValue, &times) }.get()
     }
@@ -271,22 +277,27 @@ public enum Sys {
 
     /// `link(2)`: a new name for the file at `from` (not following a symbolic link, as on Linux).
     public static func link(_ from: FilePath, _ to: FilePath) throws(Errno) {
+        FaultInjection.check(.write)
         try from.withPlatformString { f in to.withPlatformString { t in nothingOrErrno { Glibc.link(f, t) } } }.get()
     }
 
     public static func unlink(_ path: FilePath) throws(Errno) {
+        FaultInjection.check(.unlink)
         try path.withPlatformString { p in nothingOrErrno { Glibc.unlink(p) } }.get()
     }
 
     public static func mkdir(_ path: FilePath, mode: UInt32 = 0o755) throws(Errno) {
+        FaultInjection.check(.write)
         try path.withPlatformString { p in nothingOrErrno { Glibc.mkdir(p, mode_t(mode)) } }.get()
     }
 
     public static func rmdir(_ path: FilePath) throws(Errno) {
+        FaultInjection.check(.unlink)
         try path.withPlatformString { p in nothingOrErrno { Glibc.rmdir(p) } }.get()
     }
 
     public static func chmod(_ path: FilePath, _ mode: UInt32) throws(Errno) {
+        FaultInjection.check(.attributes)
         try path.withPlatformString { p in nothingOrErrno { Glibc.chmod(p, mode_t(mode)) } }.get()
     }
 
@@ -395,6 +406,7 @@ public enum Sys {
     }
 
     public static func removeXattr(_ fd: FileDescriptor, _ name: String) throws(Errno) {
+        FaultInjection.check(.attributes)
         try nothingOrErrno { cefs_fremovexattr(fd.rawValue, name) }.get()
     }
 
@@ -556,6 +568,7 @@ extension Sys {
 
     /// Removes `name` from `dir`: a directory (empty) when `directory`, else any other kind of entry.
     public static func unlinkat(_ dir: FileDescriptor, _ name: String, directory: Bool = false) throws(Errno) {
+        FaultInjection.check(.unlink)
         try nothingOrErrno { Glibc.unlinkat(dir.rawValue, name, directory ? AT_REMOVEDIR : 0) }.get()
     }
 
@@ -579,11 +592,13 @@ extension Sys {
 
     /// Changes the owner of `name` in `dir`, without following a symbolic link (`AT_SYMLINK_NOFOLLOW`).
     public static func lchownat(_ dir: FileDescriptor, _ name: String, uid: UInt32, gid: UInt32) throws(Errno) {
+        FaultInjection.check(.attributes)
         try nothingOrErrno { Glibc.fchownat(dir.rawValue, name, uid, gid, AT_SYMLINK_NOFOLLOW) }.get()
     }
 
     /// Sets the access and modification times of `name` in `dir`, without following a symbolic link.
     public static func lutimensat(_ dir: FileDescriptor, _ name: String, access: timespec, modification: timespec) throws(Errno) {
+        FaultInjection.check(.attributes)
         var times = [access, modification]
         try nothingOrErrno { Glibc.utimensat(dir.rawValue, name, &times, AT_SYMLINK_NOFOLLOW) }.get()
     }
@@ -728,11 +743,13 @@ extension Sys {
     /// Changes the owner of the object an `O_PATH` (or any) handle names, without following a symbolic link.
     /// `UInt32.max` leaves that id unchanged.
     public static func chownHandle(_ fd: FileDescriptor, uid: UInt32, gid: UInt32) throws(Errno) {
+        FaultInjection.check(.attributes)
         try nothingOrErrno { Glibc.fchownat(fd.rawValue, "", uid, gid, atEmptyPath | AT_SYMLINK_NOFOLLOW) }.get()
     }
 
     /// Sets the access and modification times of what `path` resolves to. ``timeNow`` and ``timeOmit`` are honoured.
     public static func utimens(_ path: FilePath, access: timespec, modification: timespec) throws(Errno) {
+        FaultInjection.check(.attributes)
         var times = [access, modification]
         try path.withPlatformString { p in nothingOrErrno { Glibc.utimensat(AT_FDCWD, p, &times, 0) } }.get()
     }

@@ -31,11 +31,17 @@ func nothingOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ f: ()
 
 /// The kinds of call the fault seam can stop at.
 public enum FaultPoint: String, Sendable, CaseIterable {
-    case write, fsync, rename, truncate
+    /// Data and names that add: write, pwrite, mkdir, symlink, link, mkfifo, setxattr.
+    case write
+    case fsync, rename, truncate
+    /// Names that go away: unlink and rmdir.
+    case unlink
+    /// An object's mode, owner, times and removed extended attributes.
+    case attributes
 }
 
 /// A crash-injection seam for tests: when `EFS_CRASH_AT=KIND:N` is set (KIND one of `write`, `fsync`, `rename`,
-/// `truncate`, or `any`), the process exits with status 86 immediately before the Nth such call, as if killed.
+/// `truncate`, `unlink`, `attributes`, or `any`), the process exits with status 86 immediately before the Nth such call, as if killed.
 /// `EFS_CRASH_AT=tear:N` instead lets the Nth positioned write (`pwrite`) of more than one page put down only the
 /// bytes up to its first page boundary, then exits: the torn write a SIGKILL can leave, since Linux checks for fatal
 /// signals between the pages of one write. Release builds ignore the variable.

@@ -166,6 +166,54 @@ struct MountCrashSweepTests {
         #expect(n > 3, "mkdir made at least a few calls")
     }
 
+    @Test("regression: a crash in rmdir of, or a rename over, an empty encrypted directory never leaves it there unmarked", arguments: ["rmdir", "rename"])
+    func removeNeverUnmarked(_ op: String) throws {
+        // Found by review: an empty encrypted directory holds its marker, so rmdir and a rename over it moved the
+        // marker out, then removed the directory; a crash between left it in view without its marker.
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let content = TestFiles.bytes(70_000, seed: 40)
+        try Sys.mkdir(m.m("secret/empty"), mode: 0o750)
+        try Sys.mkdir(m.m("secret/src"), mode: 0o755)
+        TestFiles.write(m.m("secret/src/f"), content)
+        m.unmount()
+        let saved = m.dir.appending("saved-\(op)")
+        try #require(FUSE.run("/bin/cp", ["-a", m.volume.string, saved.string]) == 0)
+        func act() -> Bool {
+            op == "rmdir" ? (try? Sys.rmdir(m.m("secret/empty"))) != nil : (try? Sys.rename(m.m("secret/src"), m.m("secret/empty"))) != nil
+        }
+        var n = 1
+        while n < 50 {
+            try FileManager.default.removeItem(atPath: m.volume.string)
+            try #require(FUSE.run("/bin/cp", ["-a", saved.string, m.volume.string]) == 0)
+            m.daemonEnvironment = ["EFS_CRASH_AT": "any:\(n)"]
+            try m.start()
+            m.daemonEnvironment = [:]
+            if act() {
+                m.unmount()
+                if m.exitStatus == 0 { break }
+            } else {
+                m.kill()
+            }
+            let here = "\(op) crash point \(n)"
+            for dir in ["secret/empty", "secret/src"] where TestFiles.exists(m.b(dir)) {
+                #expect(m.alice.session.isEncryptedDirectory(m.b(dir)), "\(here): \(dir) is there but not encrypted")
+            }
+            let repair = FileSystemCheck(session: m.alice.session, repair: true).check(m.volume)
+            #expect(repair.isClean && Self.litter(m.volume).isEmpty, "\(here): \(repair.problems), left \(Self.litter(m.volume))")
+            // The moved file is in exactly one place, whole; a directory still named empty is empty.
+            try m.start()
+            let places = ["secret/src/f", "secret/empty/f"].filter { TestFiles.exists(m.m($0)) }
+            #expect(places.count == 1 && places.allSatisfy { (try? F.read(m.m($0))) == content }, "\(here): f is at \(places)")
+            if op == "rmdir" || places == ["secret/src/f"], TestFiles.exists(m.m("secret/empty")) {
+                #expect((try? Sys.listDirectory(m.m("secret/empty")))?.isEmpty == true, "\(here): empty is not empty")
+            }
+            m.unmount()
+            n += 1
+        }
+        #expect(n > 3, "\(op) made at least a few calls")
+    }
+
     @Test("every crash point of writes through the mount leaves each block of each file in a state it had, after a remount")
     func sweep() throws {
         let m = try MountedVolume()

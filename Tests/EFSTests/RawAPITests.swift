@@ -121,6 +121,30 @@ struct RawAPITests {
         Sys.close(fd3)
     }
 
+    @Test("a named stream the target cannot store is refused with its cause, and the import leaves nothing")
+    func namedStreamTooBigForTarget() throws {
+        // ext4 keeps a file's extended attributes in one block (4 KiB here); tmpfs takes values up to 64 KiB. A
+        // stream exported from tmpfs with a 20 KB named stream must fail on ext4 naming the cause, not as EIO.
+        let f = try Fixture()
+        let p = f.file("big.bin", TestFiles.bytes(5_000, seed: 41))
+        try f.alice.session.encryptFile(at: p)
+        let shm = FilePath("/dev/shm/efs-test-\(UInt64.random(in: 0...UInt64.max))")
+        defer { try? Sys.unlink(shm) }
+        TestFiles.write(shm, TestFiles.read(p))
+        let fd = try Sys.open(shm, .readWrite)
+        let big = TestFiles.bytes(20_000, seed: 42)
+        do { try Sys.setXattr(fd, "user.efs.x.user.big", big) } catch { Sys.close(fd); return }  // no tmpfs xattrs here
+        Sys.close(fd)
+        let stream = try exportRaw(shm)
+        let dst = f.volume.appending("big2.bin")
+        let e = #expect(throws: EFSError.self) { try importRaw(stream, to: dst) }
+        #expect(e?.code == .notSupported && e?.message.contains("no room for named stream user.big (20000 bytes)") == true, "\(String(describing: e))")
+        let names = try Sys.listDirectory(f.volume).map(\.name)
+        #expect(!TestFiles.exists(dst) && !names.contains(where: TemporaryName.isTemporary), "\(names)")
+        try importRaw(stream, to: dst, flags: [.createForImport, .dropAlternateStreams])
+        #expect(try f.alice.session.open(at: dst).read(at: 0, count: 10_000) == TestFiles.bytes(5_000, seed: 41))
+    }
+
     @Test("a truncated stream at any offset leaves no file and does not touch an existing one")
     func truncatedStreams() throws {
         let f = try Fixture()

@@ -71,6 +71,21 @@ head -c 1000 "$W/a.raw" > "$W/cut.raw"
 [ ! -e "$V/c.bin" ] && ! ls -a "$V" | grep -q efs-tmp || fail "a failed import left something"
 step "raw export/import, truncated stream refused and left nothing"
 
+# A stream with a named stream (an encrypted extended attribute), made on a local volume, cannot land on sshfs,
+# which stores no extended attributes: the import names the cause and leaves nothing; --drop-streams imports it.
+L="$W/local"
+mkdir "$L" && "$EFS" init "$L" --recovery-agent "$W/ra.pem" >/dev/null || fail "init a local volume"
+head -c 5000 /dev/urandom > "$L/s.bin"
+python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.note", b"a named stream")' "$L/s.bin"
+"$EFS" encrypt "$L/s.bin" && "$EFS" raw export "$L/s.bin" -o "$W/s.raw" || fail "export with a named stream"
+"$EFS" raw inspect "$W/s.raw" | grep -q note || fail "inspect shows no named stream"
+if "$EFS" raw import "$W/s.raw" "$V/s.bin" 2>"$W/err"; then fail "a named stream imported onto a file system without extended attributes"; fi
+grep -q "does not store extended attributes" "$W/err" || fail "unclear error: $(cat "$W/err")"
+[ ! -e "$V/s.bin" ] && ! ls -a "$V" | grep -q efs-tmp || fail "the refused import left something"
+"$EFS" raw import --drop-streams "$W/s.raw" "$V/s.bin" || fail "import with --drop-streams"
+cmp -s <("$EFS" cat "$V/s.bin") <("$EFS" cat "$L/s.bin") || fail "cat after the --drop-streams import"
+step "named streams onto a file system without extended attributes: refused with the cause; --drop-streams imports"
+
 mkdir "$V/d" && "$EFS" encrypt "$V/d" && echo small > "$V/d/x" && "$EFS" encrypt "$V/d/x" || fail "encrypt dir"
 (cd "$W/net" && "$EFS" backup vol -o "$W/b.tar" 2>/dev/null) || fail "backup"
 mkdir "$W/net/rest" && "$EFS" restore "$W/b.tar" -C "$W/net/rest" || fail "restore"

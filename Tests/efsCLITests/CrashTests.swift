@@ -270,6 +270,12 @@ struct CrashTests {
         try FileManager.default.createDirectory(atPath: src.appending("plain/empty").string, withIntermediateDirectories: false)
         try FileManager.default.createSymbolicLink(atPath: src.appending("plain/link").string, withDestinationPath: "../secret/b")
         try #require(w.alice.run(["encrypt", "-r", src.appending("secret").string]).status == 0)
+        // Modes other than the import's default and an old modification time, so that an entry whose content is in
+        // place before its attributes shows (the mode in the tree state, the time in `afterCrash`).
+        for (name, mode) in [("secret/b", 0o600), ("secret/c", 0o640), ("secret/deeper/f", 0o604), ("plain/p1", 0o600)] {
+            try Sys.chmod(src.appending(name), UInt32(mode))
+        }
+        try Self.setAllTimes(src, Self.archivedTime)
         let archive = w.dir.appending("src.tar")
         try #require(w.alice.run(["backup", "src", "-C", w.vault.string, "-o", archive.string]).status == 0)
         let into = w.dir.appending("restored")
@@ -278,10 +284,65 @@ struct CrashTests {
             try? FileManager.default.removeItem(atPath: into.string)
         })
         sweep.rerun = true
+        sweep.afterCrash = { n in Self.expectArchivedTimes(into, point: n) }
         let points = try sweep.run()
         let restored = TreeState.capture(into.appending("src"), session: session), original = TreeState.capture(src, session: session)
         #expect(restored.objects == original.objects, "the restored tree differs from the original: \(restored.problems(old: original, new: original))")
         print("crash points: restore \(points)")
         #expect(points >= Self.minimumPoints)
+    }
+
+    @Test("restore over an existing tree: every crash point leaves each object old or new, also where a directory replaces a file or a link replaces a file")
+    func restoreOverExisting() throws {
+        let w = try World()
+        let session = Self.session(w)
+        let src = w.vault.appending("src")
+        try Self.writeTree(src, [("secret/a", 5_000), ("secret/deeper/f", 70_000), ("plain/p", 10), ("plain/q", 3_000), ("plain/d/x", 1)],
+                           xattrs: ["plain/q": 1])
+        try FileManager.default.createSymbolicLink(atPath: src.appending("plain/link").string, withDestinationPath: "p")
+        try FileManager.default.createSymbolicLink(atPath: src.appending("plain/p2").string, withDestinationPath: "q")
+        try #require(w.alice.run(["encrypt", "-r", src.appending("secret").string]).status == 0)
+        try Sys.chmod(src.appending("secret/a"), 0o600)
+        try Self.setAllTimes(src, Self.archivedTime)
+        let archive = w.dir.appending("over.tar")
+        try #require(w.alice.run(["backup", "src", "-C", w.vault.string, "-o", archive.string]).status == 0)
+        // What the archive's entries land on: other content, a plain file where an encrypted one goes, files where
+        // directories go, a file where a link goes, a link where a file goes.
+        let into = w.dir.appending("over")
+        try Self.writeTree(into.appending("src"), [("secret/a", 9), ("secret/deeper", 20), ("plain/p", 7_000), ("plain/d", 4), ("plain/link", 30), ("plain/keep", 2)])
+        try FileManager.default.createSymbolicLink(atPath: into.appending("src/plain/q").string, withDestinationPath: "keep")
+        let saved = try SavedTree(into, in: w.dir, as: "over-saved")
+        var sweep = CrashSweep(label: "restore over", runner: w.alice, args: ["restore", archive.string, "-C", into.string], root: into,
+                               session: session, reset: saved.restore)
+        sweep.afterCrash = { n in Self.expectArchivedTimes(into, point: n, except: saved.copy) }
+        let points = try sweep.run()
+        print("crash points: restore over an existing tree \(points)")
+        #expect(points >= 40)
+    }
+
+    /// The modification time the restore tests give every archived object (2001-09-09).
+    static let archivedTime = 1_000_000_000
+
+    /// Sets the access and modification times of everything below `root` (links themselves, not their targets).
+    static func setAllTimes(_ root: FilePath, _ seconds: Int) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/find")
+        p.arguments = [root.string, "-exec", "touch", "-h", "-d", "@\(seconds)", "{}", "+"]
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0)
+    }
+
+    /// Every file and link below `root` not under a temporary name has the archived modification time, unless it
+    /// is one the crash left untouched from `except` (the tree before the restore): an object whose content is in
+    /// place before its times would show the time of the restore. Directory markers are skipped: the archive holds a
+    /// directory's key lists in the directory's own entry, not the marker as a file, so a restored marker is new.
+    static func expectArchivedTimes(_ root: FilePath, point n: Int, except before: FilePath? = nil) {
+        guard let walk = FileManager.default.enumerator(atPath: root.string) else { return }
+        for case let rel as String in walk where !TemporaryName.isTemporary(rel) && !rel.hasSuffix("/" + DirectoryMarker.name) {
+            guard let st = try? Sys.lstat(root.appending(rel)), st.kind == .regular || st.kind == .symlink else { continue }
+            if let before, let old = try? Sys.lstat(before.appending(rel)), old.modificationTime.tv_sec == st.modificationTime.tv_sec { continue }
+            #expect(st.modificationTime.tv_sec == archivedTime, "crash point \(n): \(rel) is in place without its archived time")
+        }
     }
 }
