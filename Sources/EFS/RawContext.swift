@@ -180,9 +180,12 @@ public final class RawContext: Sendable {
     /// one component at a time with `O_NOFOLLOW`, so that another local user who can write into the destination
     /// cannot make an import land outside it by swapping a directory for a link.
     ///
-    /// - Parameter path: what messages call the object (the import never resolves it).
+    /// - Parameters:
+    ///   - path: what messages call the object (the import never resolves it).
+    ///   - replacingNonRegular: replace a symbolic link, FIFO or socket at `name` by the rename into place, as
+    ///     `efs restore` does where the archive holds a file (the raw API refuses them, as Windows does).
     public static func openForImport(in directory: FileDescriptor, name: String, path: FilePath, flags: RawFlags,
-                                     durability: Durability = .eachObject) throws(EFSError) -> RawContext {
+                                     durability: Durability = .eachObject, replacingNonRegular: Bool = false) throws(EFSError) -> RawContext {
         let flags = flags.union(.createForImport)
         guard !name.isEmpty, name != ".", name != "..", !name.contains("/") else {
             throw EFSError(.invalidArgument, "'\(name)' is not a name in a directory")
@@ -203,7 +206,8 @@ public final class RawContext: Sendable {
                 switch (existing.kind, isDir) {
                 case (.directory, false): throw EFSError(.alreadyExists, "\(path) is a directory (use CREATE_FOR_DIR to import a directory)")
                 case (.regular, true), (.symlink, true), (.other, true): throw EFSError(.alreadyExists, "\(path) exists and is not a directory")
-                case (.symlink, false), (.other, false): throw EFSError(.notSupported, "\(path) exists and is not a regular file")
+                case (.symlink, false), (.other, false):
+                    guard replacingNonRegular else { throw EFSError(.notSupported, "\(path) exists and is not a regular file") }
                 case (.directory, true):
                     let target = try openDirectoryTarget(dir, name, path)
                     defer { Sys.close(target) }

@@ -375,12 +375,12 @@ final class Restorer {
     }
 
     func restoreEncryptedFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String, _ parts: [String]) throws(EFSError) {
-        if let st = try? Sys.lstatat(parent, name), st.kind != .regular { try clear(parent, name) }
+        if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
         let path = parts.reduce(rootPath) { $0.appending($1) }
         // Relative to the parent opened component by component without following links: no path is resolved
         // again, so a directory swapped for a symbolic link meanwhile cannot redirect the import.
         let ctx = try RawContext.openForImport(in: parent, name: name, path: path, flags: [.createForImport, .overwriteHidden],
-                                               durability: .deferredToCaller)
+                                               durability: .deferredToCaller, replacingNonRegular: true)
         defer { ctx.close() }
         // The archived attributes go on the temporary file before its rename: a crash leaves the old file or the
         // new one with its mode, owner and times, never the new content with the import's defaults.

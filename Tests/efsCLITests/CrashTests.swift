@@ -292,12 +292,12 @@ struct CrashTests {
         #expect(points >= Self.minimumPoints)
     }
 
-    @Test("restore over an existing tree: every crash point leaves each object old or new, also where a directory replaces a file or a link replaces a file")
+    @Test("restore over an existing tree: every crash point leaves each object old or new, also where a directory or a link gives way to a file and a file to a link")
     func restoreOverExisting() throws {
         let w = try World()
         let session = Self.session(w)
         let src = w.vault.appending("src")
-        try Self.writeTree(src, [("secret/a", 5_000), ("secret/deeper/f", 70_000), ("plain/p", 10), ("plain/q", 3_000), ("plain/d/x", 1)],
+        try Self.writeTree(src, [("secret/a", 5_000), ("secret/b", 3_000), ("secret/deeper/f", 70_000), ("plain/p", 10), ("plain/q", 3_000), ("plain/d/x", 1)],
                            xattrs: ["plain/q": 1])
         try FileManager.default.createSymbolicLink(atPath: src.appending("plain/link").string, withDestinationPath: "p")
         try FileManager.default.createSymbolicLink(atPath: src.appending("plain/p2").string, withDestinationPath: "q")
@@ -307,10 +307,11 @@ struct CrashTests {
         let archive = w.dir.appending("over.tar")
         try #require(w.alice.run(["backup", "src", "-C", w.vault.string, "-o", archive.string]).status == 0)
         // What the archive's entries land on: other content, a plain file where an encrypted one goes, files where
-        // directories go, a file where a link goes, a link where a file goes.
+        // directories go, a file where a link goes, a link where a plain file and where an encrypted file goes.
         let into = w.dir.appending("over")
         try Self.writeTree(into.appending("src"), [("secret/a", 9), ("secret/deeper", 20), ("plain/p", 7_000), ("plain/d", 4), ("plain/link", 30), ("plain/keep", 2)])
         try FileManager.default.createSymbolicLink(atPath: into.appending("src/plain/q").string, withDestinationPath: "keep")
+        try FileManager.default.createSymbolicLink(atPath: into.appending("src/secret/b").string, withDestinationPath: "a")
         let saved = try SavedTree(into, in: w.dir, as: "over-saved")
         var sweep = CrashSweep(label: "restore over", runner: w.alice, args: ["restore", archive.string, "-C", into.string], root: into,
                                session: session, reset: saved.restore)
