@@ -499,6 +499,13 @@ public final class EncryptedFile: Sendable {
         }
     }
 
+    /// Gives up the file's EFS lock but keeps the descriptor, so that reads already under way on this handle finish.
+    /// The mount does this when a writable open replaces a shared read-only handle (OFD locks conflict even within a
+    /// process); it closes the handle once the file's last open goes.
+    public func releaseLock() {
+        state.withLock { s in if !s.closed { Sys.unlock(self.fd) } }
+    }
+
     /// Writes any pending size record, closes the descriptor and releases the file's lock. Later calls fail with
     /// ``EFSError/Code/invalidOperation``; closing twice is harmless.
     public func close() throws(EFSError) {

@@ -39,10 +39,12 @@ final class SharedEncryptedFiles: Sendable {
         try entries.withLock { (map: inout [BackingID: Entry]) throws(EFSError) -> Entry in
             if let e = map[id] {
                 if writable && !e.file.writable {
-                    // OFD locks conflict even within a process: give up the read-only handle (and its shared
-                    // lock) before taking the exclusive one; every I/O goes through `e.file`, so nothing still
-                    // uses the old handle.
-                    try? e.file.close()
+                    // OFD locks conflict even within a process: the read-only handle gives up its shared lock
+                    // before the exclusive one is taken. It stays open (retired) until the entry closes: a read
+                    // that took it just before goes on on a live descriptor, not a closed or reused one.
+                    let old = e.file
+                    old.releaseLock()
+                    e.retired.append(old)
                     do throws(EFSError) { e.file = try open(true) } catch {
                         e.file = try open(false)
                         throw error
