@@ -198,11 +198,12 @@ struct Importer {
     /// target's file system is the cause: one without extended attributes (sshfs, NFS before 4.2, some SMB
     /// mounts), or one whose attribute space is smaller than the stream (ext4 keeps them in one block).
     static func namedStreamError(_ e: Errno, _ name: String, _ size: Int, _ path: FilePath) -> EFSError {
-        switch e {
+        let remedy = "(import with --drop-streams, EFS_DROP_ALTERNATE_STREAMS, to leave the named streams out)"
+        return switch e {
         case .notSupported:
-            EFSError(.notSupported, "\(path): the stream holds named stream \(name), and the target's file system does not store extended attributes (import with --drop-streams, EFS_DROP_ALTERNATE_STREAMS, to leave the named streams out)", cause: e)
+            EFSError(.notSupported, "\(path): the stream holds named stream \(name), and the target's file system does not store extended attributes \(remedy)", cause: e)
         case .noSpace, .argListTooLong:
-            EFSError(.notSupported, "\(path): the target's file system has no room for named stream \(name) (\(size) bytes) as an extended attribute (import with --drop-streams, EFS_DROP_ALTERNATE_STREAMS, to leave the named streams out)", cause: e)
+            EFSError(.notSupported, "\(path): the target's file system has no room for named stream \(name) (\(size) bytes) as an extended attribute \(remedy)", cause: e)
         default:
             EFSError.system(e, "cannot store named stream \(name) of", path)
         }

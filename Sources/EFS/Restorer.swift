@@ -318,7 +318,7 @@ final class Restorer {
     /// non-directory object is at `name`: a crash leaves the old object or the new one with all its attributes,
     /// never neither (the temporary name is litter `efs fsck --repair` removes).
     func replace(_ parent: FileDescriptor, _ name: String, _ what: String, _ make: (String) throws(Errno) -> Void) throws(EFSError) {
-        if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
+        try refuseDirectory(parent, name)
         let temporary = TemporaryName.name(for: name)
         do throws(Errno) {
             try make(temporary)
@@ -327,6 +327,11 @@ final class Restorer {
             try? Sys.unlinkat(parent, temporary)
             throw EFSError.system(error, what)
         }
+    }
+
+    /// A file, link or FIFO entry never replaces a directory (it may hold what the archive restored below it).
+    func refuseDirectory(_ parent: FileDescriptor, _ name: String) throws(EFSError) {
+        if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
     }
 
     /// Removes whatever non-directory object is at `name`, so a new one can take its place (never written through).
@@ -346,7 +351,7 @@ final class Restorer {
     /// Writes the content to a temporary file beside the target and renames it into place: a failed entry leaves
     /// nothing behind, and an existing file or link is replaced, not written through.
     func restorePlainFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String) throws(EFSError) {
-        if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
+        try refuseDirectory(parent, name)
         let temporary = TemporaryName.name(for: name)
         let fd: FileDescriptor
         do { fd = try Sys.openat(parent, temporary, [.writeOnly, .create, .exclusive, .noFollow], mode: [.ownerReadWrite]) } catch {
@@ -375,7 +380,7 @@ final class Restorer {
     }
 
     func restoreEncryptedFile(_ entry: ArchiveEntry, _ parent: FileDescriptor, _ name: String, _ parts: [String]) throws(EFSError) {
-        if let st = try? Sys.lstatat(parent, name), st.kind == .directory { throw EFSError(.alreadyExists, "a directory is in the way") }
+        try refuseDirectory(parent, name)
         let path = parts.reduce(rootPath) { $0.appending($1) }
         // Relative to the parent opened component by component without following links: no path is resolved
         // again, so a directory swapped for a symbolic link meanwhile cannot redirect the import.

@@ -31,7 +31,7 @@ func nothingOrErrno<I: FixedWidthInteger>(retryOnInterrupt: Bool = true, _ f: ()
 
 /// The kinds of call the fault seam can stop at.
 public enum FaultPoint: String, Sendable, CaseIterable {
-    /// Data and names that add: write, pwrite, mkdir, symlink, link, mkfifo, setxattr.
+    /// Data and names that add: write, pwrite, fallocate, hole punching, mkdir, symlink, link, mkfifo, setxattr.
     case write
     case fsync, rename, truncate
     /// Names that go away: unlink and rmdir.
