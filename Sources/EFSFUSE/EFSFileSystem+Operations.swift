@@ -246,11 +246,13 @@ extension EFSFileSystem {
                     throw error
                 }
             }
+            // Fresh random names on both ends (the marker's own name is free in the emptied, hidden directory), so
+            // plain renames: no RENAME_NOREPLACE, which some network file systems lack.
             let aside = TemporaryName.name(for: DirectoryMarker.name)
             do throws(Errno) {
-                try Sys.renameat2(dir, DirectoryMarker.name, parent.handle, aside, flags: .noReplace)
+                try Sys.renameat(dir, DirectoryMarker.name, parent.handle, aside)
                 do throws(Errno) { try Sys.unlinkat(parent.handle, hidden, directory: true) } catch {
-                    try? Sys.renameat2(parent.handle, aside, dir, DirectoryMarker.name, flags: .noReplace)
+                    try? Sys.renameat(parent.handle, aside, dir, DirectoryMarker.name)
                     throw error
                 }
             } catch {
