@@ -26,6 +26,7 @@ int cefs_lstat(const char *path, struct stat *st) { return lstat(path, st); }
 int cefs_fstat(int fd, struct stat *st) { return fstat(fd, st); }
 ssize_t cefs_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
 ssize_t cefs_fgetxattr(int fd, const char *name, void *value, size_t size) { return fgetxattr(fd, name, value, size); }
+ssize_t cefs_getxattr(const char *path, const char *name, void *value, size_t size) { return getxattr(path, name, value, size); }
 int cefs_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) {
     return fsetxattr(fd, name, value, size, flags);
 }

@@ -57,7 +57,18 @@ extension EFSSession {
         return try metadata(users: [cert], agents: volume?.recoveryAgents ?? [], fek: fek)
     }
 
+    /// A fresh FEK and its metadata for a file the mount creates in `volume`: from the session's pool of keys
+    /// wrapped ahead of time (``PrewrappedKeys``), for the current key and the volume's recovery agents.
+    func prewrappedFileKey(_ volume: Volume?) throws(EFSError) -> (fek: FileEncryptionKey, metadata: FileMetadata) {
+        let cert = try currentCertificate()
+        return try prewrapped.take(users: [cert], agents: volume?.recoveryAgents ?? [])
+    }
+
     func metadata(users: [EFSCertificate], agents: [EFSCertificate], fek: FileEncryptionKey) throws(EFSError) -> FileMetadata {
+        try Self.metadata(users: users, agents: agents, fek: fek)
+    }
+
+    static func metadata(users: [EFSCertificate], agents: [EFSCertificate], fek: FileEncryptionKey) throws(EFSError) -> FileMetadata {
         guard !users.isEmpty, users.count <= Limits.maximumEntriesPerList, agents.count <= Limits.maximumEntriesPerList else {
             throw EFSError(.invalidArgument, "a file needs 1–\(Limits.maximumEntriesPerList) users and at most \(Limits.maximumEntriesPerList) recovery agents")
         }
@@ -72,17 +83,19 @@ extension EFSSession {
         }
     }
 
-    private func writeDirectoryMarker(_ dir: FilePath, volume: Volume, durable: Bool = true) throws(EFSError) {
+    private func writeDirectoryMarker(_ dir: FilePath, volume: Volume) throws(EFSError) {
         let fek = FileEncryptionKey.generate(fileID: .random())
         let meta = try newFileMetadata(volume, fek: fek)
-        let marker = dir.appending(DirectoryMarker.name)
-        try writeNewEncryptedFile(at: marker, fek: fek, metadata: meta, mode: 0o644, replace: true, durable: durable)
+        try writeNewEncryptedFile(at: dir.appending(DirectoryMarker.name), fek: fek, metadata: meta, mode: 0o644, replace: true)
     }
 
     /// Marks a directory the mount just made inside an encrypted directory of `volume` as encrypted (its marker,
-    /// for the current key and the volume's recovery agents), with ext4's durability (no fsync).
+    /// for the current key and the volume's recovery agents, with a key from the session's pool), with ext4's
+    /// durability (no fsync).
     public func markNewDirectoryEncrypted(at dir: FilePath, volume: Volume) throws(EFSError) {
-        try writeDirectoryMarker(dir, volume: volume, durable: false)
+        let (fek, meta) = try prewrappedFileKey(volume)
+        try writeNewEncryptedFile(at: dir.appending(DirectoryMarker.name), fek: fek, metadata: meta, mode: 0o644, replace: true,
+                                  durable: false)
     }
 
     /// Creates an empty encrypted file at `path` atomically (temporary name, then rename).

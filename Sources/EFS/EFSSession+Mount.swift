@@ -64,8 +64,7 @@ extension EFSSession {
         let dir = path.removingLastComponent()
         var volume = volume
         if volume == nil { volume = try Volume.find(containing: dir.isEmpty ? FilePath(".") : dir) }
-        let fek = FileEncryptionKey.generate(fileID: .random())
-        let meta = try newFileMetadata(volume, fek: fek)
+        let (fek, meta) = try prewrappedFileKey(volume)
         let info: EncryptedFileInfo
         let fd: FileDescriptor
         do {

@@ -39,6 +39,14 @@ public final class EFSSession: Sendable {
     private let unlocked = Mutex<[Thumbprint: UnlockedKey]>([:])
     /// Certificates read from the key store, by thumbprint (a certificate's bytes are fixed by its thumbprint).
     private let certificates = Mutex<[Thumbprint: EFSCertificate]>([:])
+    /// The current-key pointer as last read, with the identity of the file it was read from.
+    private let lastCurrent = Mutex<(stamp: KeyStore.FileStamp, thumbprint: Thumbprint)?>(nil)
+    /// Keys for the files the mount creates, wrapped ahead of time on a background queue (started by the first
+    /// such create).
+    let prewrapped = PrewrappedKeys { users, agents throws(EFSError) in
+        let fek = FileEncryptionKey.generate(fileID: .random())
+        return (fek, try EFSSession.metadata(users: users, agents: agents, fek: fek))
+    }
 
     /// - Parameters:
     ///   - passphrase: called when an encrypted private key must be unlocked; nil means only unencrypted keys work.
@@ -51,6 +59,14 @@ public final class EFSSession: Sendable {
 
     /// The certificate of the current key (SetUserFileEncryptionKey), used for newly encrypted files.
     public func currentCertificate() throws(EFSError) -> EFSCertificate {
+        // The pointer is read again only when its file changed: `efs key use` replaces it by a rename, which gives it
+        // another inode and ctime. One lstat instead of an open, two reads and a certificate lookup, for each file
+        // the mount creates.
+        let stamp = keyStore.currentFileStamp()
+        if let stamp, let last = lastCurrent.withLock({ $0 }), last.stamp == stamp,
+           let cert = certificates.withLock({ $0[last.thumbprint] }) {
+            return cert
+        }
         guard let t = keyStore.currentThumbprint() else {
             if try keyStore.list().contains(where: \.hasPrivateKey) {
                 throw EFSError(.noUserKeys, "no current EFS key is set: run 'efs key use THUMBPRINT'")
@@ -59,6 +75,9 @@ public final class EFSSession: Sendable {
         }
         // The pointer to the current key is read every time (`efs key use` may change it while a mount runs);
         // the certificate it names is parsed once per session.
+        // A stamp taken before a concurrent change is paired with the new thumbprint at worst; the next call then sees
+        // a newer stamp and reads the pointer again.
+        if let stamp { lastCurrent.withLock { $0 = (stamp, t) } }
         if let cert = certificates.withLock({ $0[t] }) { return cert }
         let cert = try keyStore.certificate(t)
         certificates.withLock { $0[t] = cert }

@@ -185,24 +185,21 @@ public final class EncryptedFile: Sendable {
             try Sys.pread(fd, count: Int(storedEnd - storedStart), at: dataOffset + Int64(storedStart))
         }
         guard UInt64(stored.count) == storedEnd - storedStart else { throw truncated(size) }
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(end - offset))
-        for b in first...last {
-            let lo = Int((b - first) * UInt64(ContentCipher.storedBlockSize))
-            let hi = min(stored.count, lo + ContentCipher.storedBlockSize)
-            let plain: [UInt8]
-            do {
-                plain = try cipher.open(block: b, stored[lo..<hi], allowHole: s.sizeRecord.isSparse)
-            } catch {
-                throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): authentication failed in bytes \(b * bs)..<\((b + 1) * bs): the data was modified or does not belong to this file", cause: error)
-            }
-            let blockStart = b * bs
-            let from = Int(max(offset, blockStart) - blockStart)
-            let to = Int(min(end, blockStart + bs) - blockStart)
-            guard to <= plain.count else { throw truncated(size) }
-            out.append(contentsOf: plain[from..<to])
+        // Every block but the last is whole, so the blocks hold this much plaintext; it must reach `end`.
+        let blocks = Int(last - first + 1)
+        let from = Int(offset - first * bs), to = Int(end - first * bs)
+        guard stored.count - blocks * ContentCipher.overhead >= to else { throw truncated(size) }
+        // One buffer for the run's plaintext, opened by the file's reused AES-GCM context (no array per block).
+        var plain = [UInt8](repeating: 0, count: blocks * ContentCipher.blockSize)
+        let failed = stored.withUnsafeBytes { st in
+            plain.withUnsafeMutableBytes { cipher.openBlocks(first: first, stored: st, into: $0, allowHole: s.sizeRecord.isSparse) }
         }
-        return out
+        if let failed {
+            let b = first + UInt64(failed)
+            throw EFSError(.authenticationFailed, "\(path?.string ?? "file"): authentication failed in bytes \(b * bs)..<\((b + 1) * bs): the data was modified or does not belong to this file")
+        }
+        if from == 0 && to == plain.count { return plain }
+        return Array(plain[from..<to])
     }
 
     private func truncated(_ size: UInt64) -> EFSError {

@@ -92,6 +92,20 @@ public struct KeyStore: Sendable {
     func keyPath(_ t: Thumbprint) -> FilePath { keysDir.appending("\(t.hex).pem") }
 
     /// The current key's thumbprint, if one is set and its certificate is present.
+    /// What identifies one version of the current-key pointer file (it is only ever replaced by a rename).
+    public struct FileStamp: Sendable, Equatable {
+        var device: UInt64, inode: UInt64, size: Int64
+        var modified: Int64, modifiedNanoseconds: Int, changed: Int64, changedNanoseconds: Int
+    }
+
+    /// The stamp of the current-key pointer file; nil when it does not exist.
+    public func currentFileStamp() -> FileStamp? {
+        guard let st = try? Sys.lstat(currentFile) else { return nil }
+        return FileStamp(device: st.device, inode: st.inode, size: st.size,
+                         modified: Int64(st.modificationTime.tv_sec), modifiedNanoseconds: Int(st.modificationTime.tv_nsec),
+                         changed: Int64(st.changeTime.tv_sec), changedNanoseconds: Int(st.changeTime.tv_nsec))
+    }
+
     public func currentThumbprint() -> Thumbprint? {
         guard let bytes = try? FileIO.read(currentFile, maximum: 256) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()

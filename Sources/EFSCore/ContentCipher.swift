@@ -100,19 +100,16 @@ public struct ContentCipher: Sendable {
         }
     }
 
-    /// `count` random bytes for the nonces of one run of blocks: the AES-256-CTR keystream under a fresh random key
-    /// and a fresh random counter block, both from the system generator (the CTR_DRBG idea of NIST SP 800-90A,
-    /// without reseeding inside one run of at most a few thousand blocks).
+    /// `count` random bytes for the nonces of one run of blocks, from BoringSSL's CTR-DRBG (seeded from the kernel
+    /// once per thread) in one call.
     ///
-    /// Measured on the 2-core machines: asking getrandom(2) for 6 KiB of nonces costs about 23 µs per call and, with
-    /// both cores sealing, showed up as 6 % of an encryptFile profile (`crng_make_state`); this costs one 32-byte
-    /// getrandom and a few microseconds of AES.
-    static func nonceBytes(_ count: Int) -> Data {
-        do {
-            return try AES._CTR.encrypt([UInt8](repeating: 0, count: count), using: SymmetricKey(size: .bits256), nonce: AES._CTR.Nonce())
-        } catch {
-            preconditionFailure("AES-CTR with a valid 256-bit key cannot fail: \(error)")
-        }
+    /// Measured on the 2-core machines: asking getrandom(2) for 6 KiB of nonces costs about 23 µs per call, and
+    /// `SymmetricKey(size:)` and `AES._CTR.Nonce()` (which an earlier AES-CTR keystream here used) ask it for every
+    /// 8 bytes, so a 4 KiB write through the mount paid six system calls for its one nonce.
+    static func nonceBytes(_ count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        bytes.withUnsafeMutableBytes { AESGCMContext.randomBytes($0) }
+        return bytes
     }
 
     /// Opens `stored` (consecutive stored blocks starting at `first`) into `output`, which must hold their

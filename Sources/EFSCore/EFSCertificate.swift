@@ -26,6 +26,16 @@ public struct EFSCertificate: Sendable, Hashable {
     public let certificate: Certificate
     public let thumbprint: Thumbprint
     public let algorithm: WrapAlgorithm
+    /// The public key in the form ``wrap(_:)`` uses, parsed once.
+    private let wrapKey: WrapKey
+
+    private enum WrapKey: Sendable {
+        /// The key's DER (`_RSA.Encryption.PublicKey` is not Sendable; parsing it is cheap next to the encryption).
+        case rsa([UInt8])
+        /// The key and its uncompressed point (HPKE's `pkRm`).
+        case p256(P256.KeyAgreement.PublicKey, [UInt8])
+        case p384(P384.KeyAgreement.PublicKey, [UInt8])
+    }
 
     public init(der: some Collection<UInt8>) throws(FormatError) {
         let bytes = Array(der)
@@ -39,17 +49,28 @@ public struct EFSCertificate: Sendable, Hashable {
         self.der = bytes
         self.certificate = cert
         self.thumbprint = Thumbprint(certificateDER: bytes)
-        if let rsa = _RSA.Signing.PublicKey(cert.publicKey) {
-            guard (2048...4096).contains(rsa.keySizeInBits) else {
-                throw FormatError(.unsupportedAlgorithm, "RSA key of \(rsa.keySizeInBits) bits: use 2048–4096")
+        do {
+            if let rsa = _RSA.Signing.PublicKey(cert.publicKey) {
+                guard (2048...4096).contains(rsa.keySizeInBits) else {
+                    throw FormatError(.unsupportedAlgorithm, "RSA key of \(rsa.keySizeInBits) bits: use 2048–4096")
+                }
+                self.algorithm = .rsaOAEPSHA256
+                self.wrapKey = .rsa(Array(rsa.derRepresentation))
+            } else if let ec = P256.Signing.PublicKey(cert.publicKey) {
+                self.algorithm = .hpkeP256
+                let key = try P256.KeyAgreement.PublicKey(rawRepresentation: ec.rawRepresentation)
+                self.wrapKey = .p256(key, Array(key.x963Representation))
+            } else if let ec = P384.Signing.PublicKey(cert.publicKey) {
+                self.algorithm = .hpkeP384
+                let key = try P384.KeyAgreement.PublicKey(rawRepresentation: ec.rawRepresentation)
+                self.wrapKey = .p384(key, Array(key.x963Representation))
+            } else {
+                throw FormatError(.unsupportedAlgorithm, "certificate key type is not supported (use RSA, P-256 or P-384)")
             }
-            self.algorithm = .rsaOAEPSHA256
-        } else if P256.Signing.PublicKey(cert.publicKey) != nil {
-            self.algorithm = .hpkeP256
-        } else if P384.Signing.PublicKey(cert.publicKey) != nil {
-            self.algorithm = .hpkeP384
-        } else {
-            throw FormatError(.unsupportedAlgorithm, "certificate key type is not supported (use RSA, P-256 or P-384)")
+        } catch let error as FormatError {
+            throw error
+        } catch {
+            throw FormatError(.unsupportedAlgorithm, "certificate key cannot be used: \(error)")
         }
     }
 
@@ -108,23 +129,14 @@ public struct EFSCertificate: Sendable, Hashable {
         do {
             wrapped = try fek.key.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws -> [UInt8] in
                 // Invariant: `raw` is the 32-byte FEK and does not escape this closure.
-                let keyBytes = Data(raw)
-                switch algorithm {
-                case .rsaOAEPSHA256:
-                    let pub = try _RSA.Encryption.PublicKey(derRepresentation: _RSA.Signing.PublicKey(certificate.publicKey)!.derRepresentation)
-                    return Array(try pub.encrypt(keyBytes, padding: .PKCS1_OAEP_SHA256))
-                case .hpkeP256:
-                    let sig = P256.Signing.PublicKey(certificate.publicKey)!
-                    let pub = try P256.KeyAgreement.PublicKey(rawRepresentation: sig.rawRepresentation)
-                    var sender = try HPKE.Sender(recipientKey: pub, ciphersuite: .P256_SHA256_AES_GCM_256, info: Data(KeyLabels.hpkeWrapInfo))
-                    let ct = try sender.seal(keyBytes, authenticating: fek.fileID.bytes)
-                    return Array(sender.encapsulatedKey) + Array(ct)
-                case .hpkeP384:
-                    let sig = P384.Signing.PublicKey(certificate.publicKey)!
-                    let pub = try P384.KeyAgreement.PublicKey(rawRepresentation: sig.rawRepresentation)
-                    var sender = try HPKE.Sender(recipientKey: pub, ciphersuite: .P384_SHA384_AES_GCM_256, info: Data(KeyLabels.hpkeWrapInfo))
-                    let ct = try sender.seal(keyBytes, authenticating: fek.fileID.bytes)
-                    return Array(sender.encapsulatedKey) + Array(ct)
+                switch wrapKey {
+                case .rsa(let der):
+                    let pub = try _RSA.Encryption.PublicKey(derRepresentation: der)
+                    return Array(try pub.encrypt(raw, padding: .PKCS1_OAEP_SHA256))
+                case .p256(let pub, let point):
+                    return try HPKESeal.sealP256(raw, for: pub, recipientX963: point, info: KeyLabels.hpkeWrapInfo, aad: fek.fileID.bytes)
+                case .p384(let pub, let point):
+                    return try HPKESeal.sealP384(raw, for: pub, recipientX963: point, info: KeyLabels.hpkeWrapInfo, aad: fek.fileID.bytes)
                 }
             }
         } catch {

@@ -13,3 +13,11 @@ enum PEMBlocks {
     /// The DER bytes of the first PEM block in `pem`.
     static func der(_ pem: String) -> [UInt8]? { (try? PEMDocument(pemString: pem))?.derBytes }
 }
+
+/// ``HPKESeal`` for a P-256 recipient given as its uncompressed point, with a fixed ephemeral scalar (known-answer
+/// tests).
+func _hpkeSealP256(recipientX963: [UInt8], ephemeralScalar: [UInt8], info: [UInt8], aad: [UInt8], plaintext: [UInt8]) throws -> [UInt8] {
+    let key = try P256.KeyAgreement.PublicKey(x963Representation: recipientX963)
+    return try HPKESeal.sealP256(plaintext, for: key, recipientX963: recipientX963, info: info, aad: aad,
+                                 ephemeralScalar: ephemeralScalar)
+}

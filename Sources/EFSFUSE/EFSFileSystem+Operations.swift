@@ -93,8 +93,9 @@ extension EFSFileSystem {
         try checkCreatable(parent, name)
         let who = caller(req)
         if mode & CFlags.fileTypeMask == CFlags.regular {
-            try checkKeyUser(req, parent, encrypted: session.isEncryptedDirectory(parent.procPath))
-            let made = try createFile(parent, name, mode: mode & 0o7777, exclusive: true)
+            let encryptedParent = session.isEncryptedDirectory(parent.procPath)
+            try checkKeyUser(req, parent, encrypted: encryptedParent)
+            let made = try createFile(parent, name, encrypted: encryptedParent, mode: mode & 0o7777)
             switch made {
             case .plain(let fd): Sys.close(fd)
             case .encrypted(let file): try file.close()
@@ -275,9 +276,10 @@ extension EFSFileSystem {
         case encrypted(EncryptedFile)
     }
 
-    /// Creates `parent/name`: encrypted in a directory marked encrypted, plain elsewhere. Throws EEXIST if it exists.
-    func createFile(_ parent: Node, _ name: String, mode: UInt32, exclusive: Bool, flags: Int32 = 0) throws -> Created {
-        if session.isEncryptedDirectory(parent.procPath) {
+    /// Creates `parent/name`: encrypted when `encrypted` (the parent is a directory marked encrypted), plain
+    /// otherwise. Throws EEXIST if it exists.
+    func createFile(_ parent: Node, _ name: String, encrypted: Bool, mode: UInt32, flags: Int32 = 0) throws -> Created {
+        if encrypted {
             // The handle is opened for writing, which a mode without u+rw refuses a daemon that is not root; open(2)
             // with O_CREAT returns a writable descriptor whatever the mode, so make it u+rw and give it its mode once
             // it is open.
@@ -301,10 +303,11 @@ extension EFSFileSystem {
     func create(_ req: Request, _ parentID: UInt64, _ name: String, _ mode: UInt32, _ fi: UnsafeMutablePointer<fuse_file_info>) throws {
         let parent = try nodes.node(parentID)
         try checkCreatable(parent, name)
-        try checkKeyUser(req, parent, encrypted: session.isEncryptedDirectory(parent.procPath))
+        let encryptedParent = session.isEncryptedDirectory(parent.procPath)
+        try checkKeyUser(req, parent, encrypted: encryptedParent)
         let flags = fi.pointee.flags
         let made: Created
-        do { made = try createFile(parent, name, mode: mode & 0o7777, exclusive: true, flags: flags) } catch {
+        do { made = try createFile(parent, name, encrypted: encryptedParent, mode: mode & 0o7777, flags: flags) } catch {
             // It exists: without O_EXCL this is an open of the existing file.
             guard FUSEErrno.code(for: error) == Errno.fileExists.rawValue, flags & CFlags.exclusive == 0 else { throw error }
             let (node, _) = try lookup(parent, name)
@@ -601,7 +604,10 @@ extension EFSFileSystem {
             }
             value = v
         } else {
-            value = try withAttributeDescriptor(node) { try Sys.getXattr($0, name) }
+            // The kernel asks for security.capability before every write, so this is one system call on the
+            // handle's /proc path, not an open, fgetxattr and close.
+            guard node.kind == .regular || node.kind == .directory else { throw Errno.notSupported }
+            value = try Sys.getXattr(path: node.procPath, name)
         }
         try replyAttributeValue(req, value, size)
     }

@@ -388,10 +388,23 @@ public enum Sys {
     }
 
     public static func getXattr(_ fd: FileDescriptor, _ name: String) throws(Errno) -> [UInt8] {
+        try readXattr { cefs_fgetxattr(fd.rawValue, name, $0, $1) }
+    }
+
+    /// An extended attribute of the object at `path`, following symbolic links (getxattr(2)). On a
+    /// `/proc/self/fd/N` path this reads the attribute of what descriptor N (an `O_PATH` one too) refers to, in one
+    /// system call instead of an open, an fgetxattr and a close.
+    public static func getXattr(path: FilePath, _ name: String) throws(Errno) -> [UInt8] {
+        try path.withPlatformString { p in Result { () throws(Errno) in try readXattr { cefs_getxattr(p, name, $0, $1) } } }.get()
+    }
+
+    /// Runs a getxattr-style `call(buffer, size)`: the size first, then the value, again if it grew meanwhile.
+    private static func readXattr(_ call: (UnsafeMutableRawPointer?, Int) -> Int) throws(Errno) -> [UInt8] {
         while true {
-            let size = try valueOrErrno { cefs_fgetxattr(fd.rawValue, name, nil, 0) }.get()
+            let size = try valueOrErrno { call(nil, 0) }.get()
+            if size == 0 { return [] }
             var buf = [UInt8](repeating: 0, count: size)
-            let r = valueOrErrno { cefs_fgetxattr(fd.rawValue, name, &buf, size) }
+            let r = valueOrErrno { buf.withUnsafeMutableBytes { call($0.baseAddress, size) } }
             switch r {
             case .failure(let e) where e == .outOfRange: continue
             case .failure(let e): throw e

@@ -17,6 +17,7 @@ int cefs_lstat(const char *path, struct stat *st);
 int cefs_fstat(int fd, struct stat *st);
 ssize_t cefs_flistxattr(int fd, char *list, size_t size);
 ssize_t cefs_fgetxattr(int fd, const char *name, void *value, size_t size);
+ssize_t cefs_getxattr(const char *path, const char *name, void *value, size_t size);
 int cefs_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags);
 int cefs_fremovexattr(int fd, const char *name);
 void cefs_explicit_bzero(void *p, size_t n);
