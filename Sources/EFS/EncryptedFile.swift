@@ -44,6 +44,9 @@ public final class EncryptedFile: Sendable {
         /// by every record written, lowered only once a smaller record is durable (a shrink). Stored blocks that
         /// start at or past it are invisible after a crash, so they may be overwritten without a redo record.
         var committedSize: UInt64
+        /// The file's length while the redo record of the last in-place overwrite is still in place after that
+        /// write completed (see ``EncryptedFile/writeStored(_:_:at:)``); nil when the file ends with the region.
+        var completedRecordEnd: Int64?
         var closed = false
     }
     let state: Mutex<State>
@@ -314,21 +317,37 @@ public final class EncryptedFile: Sendable {
             var inPlaceStarted = false
             do throws(Errno) {
                 if overwrites {
-                    // Footer first (one write inside one page), then the payload, then in place, then cut it off.
+                    // Footer first (one write inside one page), then the payload, then in place. The record is left
+                    // where it is once the write is done: redoing a completed write changes nothing, and the next
+                    // record of the same length (a run of 4 KiB random writes) goes exactly over it, its footer first,
+                    // so the file keeps ending with the newest record and is not cut and grown again for every
+                    // write. Anything else removes it first (``dropCompletedRecord(_:)``).
                     let record = WriteJournal(target: target, regionBefore: s.storedLength, payload: Array(part))
                     let footerAt = record.footerOffset(dataOffset: UInt64(dataOffset))
+                    let recordEnd = dataOffset + Int64(footerAt) + Int64(WriteJournal.footerSize)
+                    if let old = s.completedRecordEnd, old != recordEnd {
+                        try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
+                        s.completedRecordEnd = nil
+                    }
                     try Sys.pwriteAll(fd, record.footer(fileID: header.fileID), at: dataOffset + Int64(footerAt))
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(end))
                     inPlaceStarted = true
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(target))
-                    try Sys.ftruncate(fd, dataOffset + Int64(end))
+                    s.completedRecordEnd = recordEnd
                 } else {
+                    if s.completedRecordEnd != nil {
+                        try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
+                        s.completedRecordEnd = nil
+                    }
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(target))
                 }
             } catch {
                 // A write cut short (ENOSPC, EDQUOT, EIO) must not leave a record or a partial block past the end,
                 // unless the in-place write had begun: then the record stays, and the next writable open redoes it.
-                if !inPlaceStarted { try? Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }
+                if !inPlaceStarted {
+                    try? Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
+                    s.completedRecordEnd = nil
+                }
                 throw EFSError.system(error, "cannot write", path)
             }
             s.storedLength = end
@@ -343,6 +362,7 @@ public final class EncryptedFile: Sendable {
         try state.withLock { (s: inout State) throws(EFSError) in
             try self.checkOpen(s)
             try self.cleanTail(&s)
+            try self.dropCompletedRecord(&s)
             let oldSize = s.sizeRecord.plaintextSize
             let bs = UInt64(ContentCipher.blockSize)
             if newSize == oldSize { return }
@@ -367,6 +387,9 @@ public final class EncryptedFile: Sendable {
                 let len = ContentCipher.storedLength(forPlaintextSize: newSize)
                 if len > s.storedLength {
                     sparse = true
+                    // The re-seal above may have left its record past the region: cut it off first, or growing
+                    // the file over it would leave its bytes where the new blocks must read as holes.
+                    try self.dropCompletedRecord(&s)
                     try mapErrors(self.path, "cannot truncate") { try Sys.ftruncate(self.fd, self.dataOffset + Int64(len)) }
                     s.storedLength = len
                 }
@@ -389,6 +412,7 @@ public final class EncryptedFile: Sendable {
         try state.withLock { (s: inout State) throws(EFSError) in
             try self.checkOpen(s)
             try self.cleanTail(&s)
+            try self.dropCompletedRecord(&s)
             let size = s.sizeRecord.plaintextSize
             let end = min(size, requestedEnd)
             guard end > offset else { return }
@@ -457,7 +481,19 @@ public final class EncryptedFile: Sendable {
         if s.storedLength > keep {
             try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(keep)) }
             s.storedLength = keep
+            s.completedRecordEnd = nil
         }
+    }
+
+    /// Cuts off the redo record a completed in-place overwrite left in place, so the file ends with its data region
+    /// again. Truncate and hole punching do this first (a grow with the record still there would leave its bytes
+    /// inside the region), a write that is not an in-place overwrite of the same length does it in
+    /// ``writeStored(_:_:at:)``, and so do flush, close and giving up the lock, so a file nobody writes ends with
+    /// its data.
+    private func dropCompletedRecord(_ s: inout State) throws(EFSError) {
+        guard s.completedRecordEnd != nil else { return }
+        try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }
+        s.completedRecordEnd = nil
     }
 
     /// Drops stale data past the end implied by the size record (left by a crash), once per handle.
@@ -478,6 +514,7 @@ public final class EncryptedFile: Sendable {
     public func flush() throws(EFSError) {
         try state.withLock { (s: inout State) throws(EFSError) in
             try self.checkOpen(s)
+            try self.dropCompletedRecord(&s)
             if s.sizeDirty { try self.writeSizeRecord(&s) }
         }
     }
@@ -500,7 +537,12 @@ public final class EncryptedFile: Sendable {
     /// The mount does this when a writable open replaces a shared read-only handle (OFD locks conflict even within a
     /// process); it closes the handle once the file's last open goes.
     public func releaseLock() {
-        state.withLock { s in if !s.closed { Sys.unlock(self.fd) } }
+        state.withLock { s in
+            guard !s.closed else { return }
+            // A record left there would be redone, harmlessly, by the next writer; cut it off if possible.
+            try? self.dropCompletedRecord(&s)
+            Sys.unlock(self.fd)
+        }
     }
 
     /// Writes any pending size record, closes the descriptor and releases the file's lock. Later calls fail with
@@ -512,6 +554,9 @@ public final class EncryptedFile: Sendable {
                 s.closed = true
                 if self.closesDescriptor { Sys.close(self.fd) }
             }
+            // A record that cannot be cut off (EIO) is a completed one: the next writable open redoes it, changing
+            // nothing.
+            try? self.dropCompletedRecord(&s)
             if s.sizeDirty { try self.writeSizeRecord(&s) }
         }
     }
