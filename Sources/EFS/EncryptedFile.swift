@@ -545,6 +545,12 @@ public final class EncryptedFile: Sendable {
         }
     }
 
+    /// Takes the shared EFS lock again after ``releaseLock()`` (a read-only handle whose replacement could not be
+    /// opened goes back to serving the file). Returns false if another handle holds the file exclusively now.
+    public func relockShared() -> Bool {
+        state.withLock { s in !s.closed && ((try? Sys.tryLockShared(self.fd)) ?? false) }
+    }
+
     /// Writes any pending size record, closes the descriptor and releases the file's lock. Later calls fail with
     /// ``EFSError/Code/invalidOperation``; closing twice is harmless.
     public func close() throws(EFSError) {

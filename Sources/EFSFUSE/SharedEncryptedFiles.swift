@@ -46,7 +46,13 @@ final class SharedEncryptedFiles: Sendable {
                     old.releaseLock()
                     e.retired.append(old)
                     do throws(EFSError) { e.file = try open(true) } catch {
-                        e.file = try open(false)
+                        // The writable open failed: the entry goes on read-only, on a new handle if one opens, else
+                        // on the old one with its shared lock taken back, so the file is never served unlocked.
+                        if let reopened = try? open(false) {
+                            e.file = reopened
+                        } else if old.relockShared() {
+                            e.retired.removeAll { $0 === old }
+                        }
                         throw error
                     }
                 }

@@ -46,4 +46,36 @@ struct SharedEncryptedFilesTests {
         #expect(throws: EFSError.self) { try taken.read(at: 0, count: 1) }
         #expect(try m.alice.session.open(at: path).read(at: 0, count: 10) == Array(bytes[0..<10]))
     }
+
+    @Test("a writable open that cannot replace the shared handle leaves the file locked for the readers")
+    func failedUpgradeKeepsTheLock() throws {
+        // The upgrade gives up the read-only handle's lock before the writable open. When that open and a new
+        // read-only one both fail, the old handle must take its shared lock back: served unlocked, the file could be
+        // raw-imported over or encrypted in place while the mount reads it.
+        let m = try MountedVolume()
+        m.unmount()
+        let path = m.b("secret/locked.bin")
+        guard case .encrypted(let f) = try m.alice.session.createFile(at: path) else {
+            Issue.record("secret is not an encrypted directory")
+            return
+        }
+        try f.write(Array("still shared".utf8), at: 0)
+        try f.close()
+        let shared = SharedEncryptedFiles()
+        let id = BackingID(try Sys.lstat(path))
+        let reader = try shared.acquire(id, writable: false) { (_: Bool) throws(EFSError) in
+            try m.alice.session.open(at: path, displayPath: path, writable: false, deferSizeUpdates: true)
+        }
+        #expect(throws: EFSError(.accessDenied, "")) {
+            try shared.acquire(id, writable: true) { (_: Bool) throws(EFSError) -> EncryptedFile in
+                throw EFSError(.accessDenied, "refused for the test")
+            }
+        }
+        // Still served read-only, and still locked: a writable open elsewhere is a sharing violation.
+        #expect(!shared.file(reader).writable)
+        #expect(try shared.file(reader).read(at: 0, count: 100) == Array("still shared".utf8))
+        #expect(throws: EFSError(.sharingViolation, "")) { try m.alice.session.open(at: path, writable: true) }
+        try shared.release(reader)
+        #expect(try m.alice.session.open(at: path, writable: true).read(at: 0, count: 5) == Array("still".utf8))
+    }
 }
