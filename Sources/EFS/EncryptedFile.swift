@@ -325,29 +325,20 @@ public final class EncryptedFile: Sendable {
                     let record = WriteJournal(target: target, regionBefore: s.storedLength, payload: Array(part))
                     let footerAt = record.footerOffset(dataOffset: UInt64(dataOffset))
                     let recordEnd = dataOffset + Int64(footerAt) + Int64(WriteJournal.footerSize)
-                    if let old = s.completedRecordEnd, old != recordEnd {
-                        try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
-                        s.completedRecordEnd = nil
-                    }
+                    if let old = s.completedRecordEnd, old != recordEnd { try cutToRegion(&s) }
                     try Sys.pwriteAll(fd, record.footer(fileID: header.fileID), at: dataOffset + Int64(footerAt))
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(end))
                     inPlaceStarted = true
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(target))
                     s.completedRecordEnd = recordEnd
                 } else {
-                    if s.completedRecordEnd != nil {
-                        try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
-                        s.completedRecordEnd = nil
-                    }
+                    if s.completedRecordEnd != nil { try cutToRegion(&s) }
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(target))
                 }
             } catch {
                 // A write cut short (ENOSPC, EDQUOT, EIO) must not leave a record or a partial block past the end,
                 // unless the in-place write had begun: then the record stays, and the next writable open redoes it.
-                if !inPlaceStarted {
-                    try? Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
-                    s.completedRecordEnd = nil
-                }
+                if !inPlaceStarted { try? cutToRegion(&s) }
                 throw EFSError.system(error, "cannot write", path)
             }
             s.storedLength = end
@@ -492,7 +483,12 @@ public final class EncryptedFile: Sendable {
     /// its data.
     private func dropCompletedRecord(_ s: inout State) throws(EFSError) {
         guard s.completedRecordEnd != nil else { return }
-        try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }
+        do { try cutToRegion(&s) } catch { throw EFSError.system(error, "cannot truncate", path) }
+    }
+
+    /// Cuts the file back to the end of its data region, with whatever record followed it.
+    private func cutToRegion(_ s: inout State) throws(Errno) {
+        try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
         s.completedRecordEnd = nil
     }
 
