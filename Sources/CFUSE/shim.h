@@ -7,9 +7,15 @@
 // 312 gives the fuse_loop_cfg_* API of the multithreaded loop (libfuse 3.12 and later; Debian 12 has 3.14).
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <string.h>
+#include <stddef.h>
 #include <sys/statvfs.h>
 
 // Function-like macros (versioned symbols) do not import into Swift: wrap them.
@@ -43,5 +49,115 @@ static inline int cfuse_unblock_exit_signals(void) {
 // Bit fields of struct fuse_file_info, set through functions so the Swift side does not depend on how they import.
 static inline void cfuse_file_info_set_keep_cache(struct fuse_file_info *fi, int v) { fi->keep_cache = v ? 1 : 0; }
 static inline void cfuse_file_info_set_direct_io(struct fuse_file_info *fi, int v) { fi->direct_io = v ? 1 : 0; }
+
+// MARK: - FUSE_HANDLE_KILLPRIV_V2, which libfuse 3.14 cannot ask for
+//
+// Without it the kernel asks the daemon for `security.capability` (a GETXATTR round trip) before every write(2)
+// to a file, because FUSE sets SB_NOSEC on the super block only when the daemon takes over killing privileges
+// (fs/fuse/inode.c, process_init_reply). With it, the daemon must clear set-user-ID and set-group-ID itself when
+// the kernel says so: FUSE_WRITE_KILL_SUIDGID in a WRITE, FATTR_KILL_SUIDGID in a SETATTR, FUSE_OPEN_KILL_SUIDGID
+// in an OPEN or CREATE (include/uapi/linux/fuse.h, protocol 7.33). Capabilities need nothing here: the daemon's
+// own write, truncate or chown of the backing file makes the backing file system drop `security.capability`.
+//
+// libfuse (3.14) knows none of these bits, so the session's I/O goes through the two functions below
+// (fuse_session_custom_io). A worker reads a request and serves it on the same thread, replies included, so
+// thread-local state carries what the reader saw to the reply and to the operation:
+//   - an INIT request that offers the flag arms the rewrite of the INIT reply with the same unique id;
+//   - a request that asks for set-ID bits to be killed leaves its node id for cfuse_take_kill_suidgid().
+
+// (Function-local: the Swift importer emits the inline functions it calls, but no file-scope variables.)
+static inline uint64_t *cfuse_init_unique_slot(void) {
+    static _Thread_local uint64_t unique;
+    return &unique;
+}
+static inline uint64_t *cfuse_kill_suidgid_slot(void) {
+    static _Thread_local uint64_t node;
+    return &node;
+}
+#define cfuse_init_unique (*cfuse_init_unique_slot())
+#define cfuse_kill_suidgid_node (*cfuse_kill_suidgid_slot())
+
+// Requests whose argument says "kill set-ID bits", by opcode: where the flag word is in the argument and its bit.
+static inline int cfuse_asks_kill_suidgid(const struct fuse_in_header *h, const char *arg, size_t arglen) {
+    uint32_t word = 0;
+    switch (h->opcode) {
+    case FUSE_WRITE:
+        if (arglen < offsetof(struct fuse_write_in, write_flags) + 4) return 0;
+        memcpy(&word, arg + offsetof(struct fuse_write_in, write_flags), 4);
+        return (word & FUSE_WRITE_KILL_SUIDGID) != 0;
+    case FUSE_SETATTR:
+        if (arglen < offsetof(struct fuse_setattr_in, valid) + 4) return 0;
+        memcpy(&word, arg + offsetof(struct fuse_setattr_in, valid), 4);
+        return (word & FATTR_KILL_SUIDGID) != 0;
+    case FUSE_OPEN:
+        if (arglen < offsetof(struct fuse_open_in, open_flags) + 4) return 0;
+        memcpy(&word, arg + offsetof(struct fuse_open_in, open_flags), 4);
+        return (word & FUSE_OPEN_KILL_SUIDGID) != 0;
+    case FUSE_CREATE:
+        if (arglen < offsetof(struct fuse_create_in, open_flags) + 4) return 0;
+        memcpy(&word, arg + offsetof(struct fuse_create_in, open_flags), 4);
+        return (word & FUSE_OPEN_KILL_SUIDGID) != 0;
+    default:
+        return 0;
+    }
+}
+
+static inline ssize_t cfuse_io_read(int fd, void *buf, size_t len, void *userdata) {
+    (void)userdata;
+    ssize_t n = read(fd, buf, len);
+    cfuse_kill_suidgid_node = 0;
+    if (n < (ssize_t)sizeof(struct fuse_in_header)) return n;
+    struct fuse_in_header h;
+    memcpy(&h, buf, sizeof h);
+    const char *arg = (const char *)buf + sizeof h;
+    size_t arglen = (size_t)n - sizeof h;
+    if (h.opcode == FUSE_INIT && arglen >= offsetof(struct fuse_init_in, flags) + 4) {
+        struct fuse_init_in in;
+        memset(&in, 0, sizeof in);
+        memcpy(&in, arg, arglen < sizeof in ? arglen : sizeof in);
+        if (in.major == 7 && in.minor >= 33 && (in.flags & FUSE_HANDLE_KILLPRIV_V2)) cfuse_init_unique = h.unique;
+    } else if (cfuse_asks_kill_suidgid(&h, arg, arglen)) {
+        cfuse_kill_suidgid_node = h.nodeid;
+    }
+    return n;
+}
+
+static inline ssize_t cfuse_io_writev(int fd, struct iovec *iov, int count, void *userdata) {
+    (void)userdata;
+    if (cfuse_init_unique != 0 && count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
+        struct fuse_out_header out;
+        memcpy(&out, iov[0].iov_base, sizeof out);
+        if (out.unique == cfuse_init_unique) {
+            cfuse_init_unique = 0;
+            // fuse_init_out starts major, minor, max_readahead, flags (32 bits each).
+            if (out.error == 0 && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + 4) {
+                char *flags = (char *)iov[1].iov_base + offsetof(struct fuse_init_out, flags);
+                uint32_t f;
+                memcpy(&f, flags, 4);
+                f |= FUSE_HANDLE_KILLPRIV_V2;
+                memcpy(flags, &f, 4);
+            }
+        }
+    }
+    return writev(fd, iov, count);
+}
+
+/// Routes the session's requests and replies through the functions above. Call after fuse_session_mount and
+/// before the loop starts. Returns 0 or a negative errno.
+static inline int cfuse_session_handle_killpriv_v2(struct fuse_session *se) {
+    struct fuse_custom_io io;
+    memset(&io, 0, sizeof io);
+    io.read = cfuse_io_read;
+    io.writev = cfuse_io_writev;
+    return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
+
+/// The node id of the request this thread is serving if the kernel asked for its set-ID bits to be killed, else
+/// 0. Reading it clears it.
+static inline uint64_t cfuse_take_kill_suidgid(void) {
+    uint64_t node = cfuse_kill_suidgid_node;
+    cfuse_kill_suidgid_node = 0;
+    return node;
+}
 
 #endif

@@ -310,8 +310,10 @@ extension EFSFileSystem {
         do { made = try createFile(parent, name, encrypted: encryptedParent, mode: mode & 0o7777, flags: flags) } catch {
             // It exists: without O_EXCL this is an open of the existing file.
             guard FUSEErrno.code(for: error) == Errno.fileExists.rawValue, flags & CFlags.exclusive == 0 else { throw error }
+            let killSetID = takeKillSetIDRequest(parentID)
             let (node, _) = try lookup(parent, name)
             do {
+                if killSetID { try killSetIDBits(node) }
                 try checkKeyUser(req, node, encrypted: node.kind == .regular && (try isEncrypted(node)))
                 let open = try openNode(node, flags: flags)
                 fi.pointee.fh = retain(open)
@@ -496,19 +498,24 @@ extension EFSFileSystem {
         switch open.kind {
         case .plain(let fd): Sys.close(fd)
         case .encrypted(let entry):
-            let size = encrypted.file(entry).size
+            let file = encrypted.file(entry)
             do {
+                // The size is remembered before the handle can go: RELEASE comes after close(2) has returned, so a
+                // stat may already be waiting, and in between it would find neither.
+                if file.writable { try file.flush() }
+                remember(open.node, file)
                 try encrypted.release(entry)
-                rememberClosed(open.node, plaintextSize: size)
             } catch { report(error) }
         }
     }
 
-    /// After the last open of an encrypted file ends, records its size for the next stat, which would otherwise
-    /// read the header again, or show the backing size where the daemon may not read the file (mode 0, say).
-    private func rememberClosed(_ node: Node, plaintextSize: UInt64) {
-        guard encrypted.openFile(node.id) == nil, let st = try? Sys.fstat(node.handle), encrypted.openFile(node.id) == nil else { return }
-        node.probe.withLock { $0 = Node.Probe(stamp: Node.Stamp(st), encrypted: true, plaintextSize: Int64(plaintextSize)) }
+    /// Records the size of an encrypted file's open handle (with nothing left to write) for the stats after its
+    /// last open ends, which would otherwise read the header again, or show the backing size where the daemon may
+    /// not read the file (mode 0, say). While any handle stays open, stats take the size from it instead; any later
+    /// change to the backing file changes its stamp and drops this.
+    private func remember(_ node: Node, _ file: EncryptedFile) {
+        guard let st = try? Sys.fstat(node.handle) else { return }
+        node.probe.withLock { $0 = Node.Probe(stamp: Node.Stamp(st), encrypted: true, plaintextSize: Int64(file.size)) }
     }
 
     // MARK: - Directories

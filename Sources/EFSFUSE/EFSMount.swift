@@ -83,6 +83,7 @@ public enum EFSMount {
             let mounted = mountpoint.withPlatformString { fuse_session_mount(se, $0) }
             guard mounted == 0 else { throw EFSError(.ioError, "cannot mount on \(mountpoint) (see the message above)") }
             defer { fuse_session_unmount(se) }
+            handleKillPrivilegesInDaemon(se)
             if !options.foreground {
                 // fuse_daemonize points standard error at /dev/null; keep it when it goes to a file or pipe, so the
                 // one-line reasons still reach a log.

@@ -60,6 +60,8 @@ func makeLowLevelOperations() -> fuse_lowlevel_ops {
         guard let conn else { return }
         // Writeback caching would let the kernel reorder and merge writes beyond what fsync promises; keep it off.
         conn.pointee.want &= ~UInt32(FUSE_CAP_WRITEBACK_CACHE)
+        // Requests must arrive through read(2), where the shim sees which ones ask for set-ID bits to be killed.
+        conn.pointee.want &= ~UInt32(FUSE_CAP_SPLICE_READ)
     }
     ops.destroy = { userdata in
         guard let userdata else { return }
@@ -83,6 +85,7 @@ func makeLowLevelOperations() -> fuse_lowlevel_ops {
     ops.setattr = { req, ino, attr, toSet, fi in
         serve(req) { fs in
             guard let attr else { throw Errno.invalidArgument }
+            try fs.killSetIDBitsIfAsked(ino)
             try fs.setattr(req, ino, attr.pointee, toSet, openFile(fi))
         }
     }
@@ -99,6 +102,7 @@ func makeLowLevelOperations() -> fuse_lowlevel_ops {
     ops.open = { req, ino, fi in
         serve(req) { fs in
             guard let fi else { throw Errno.invalidArgument }
+            try fs.killSetIDBitsIfAsked(ino)
             try fs.open(req, ino, fi)
         }
     }
@@ -111,8 +115,11 @@ func makeLowLevelOperations() -> fuse_lowlevel_ops {
     ops.read = { req, _, size, offset, fi in
         serve(req) { try $0.read(req, try requireOpenFile(fi), size, Int64(offset)) }
     }
-    ops.write = { req, _, buf, size, offset, fi in
-        serve(req) { try $0.write(req, try requireOpenFile(fi), UnsafeRawBufferPointer(start: buf, count: size), Int64(offset)) }
+    ops.write = { req, ino, buf, size, offset, fi in
+        serve(req) { fs in
+            try fs.killSetIDBitsIfAsked(ino)
+            try fs.write(req, try requireOpenFile(fi), UnsafeRawBufferPointer(start: buf, count: size), Int64(offset))
+        }
     }
     ops.flush = { req, _, fi in serve(req) { try $0.flush(req, try requireOpenFile(fi)) } }
     ops.fsync = { req, _, datasync, fi in

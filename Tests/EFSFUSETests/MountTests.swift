@@ -46,6 +46,25 @@ struct MountTests {
         #expect(TestFiles.read(m.b("plain.bin")) == plain)
     }
 
+    @Test("the daemon takes FUSE_HANDLE_KILLPRIV_V2: writes come without a GETXATTR of security.capability before each")
+    func noCapabilityQueryPerWrite() throws {
+        // libfuse's debug output names every request; the kernel asks once per new inode, then marks it S_NOSEC.
+        let m = try MountedVolume(options: ["--debug"])
+        defer { m.unmount() }
+        for name in ["secret/w.bin", "plain.bin"] {
+            let fd = try Sys.open(m.m(name), [.writeOnly, .create, .exclusive], mode: [.ownerReadWrite])
+            for i in 0..<20 { try Sys.pwriteAll(fd, TestFiles.bytes(100, seed: UInt64(i)), at: Int64(i) * 100) }
+            Sys.close(fd)
+        }
+        m.unmount()
+        let log = m.log
+        let writes = log.components(separatedBy: "opcode: WRITE ").count - 1
+        let queries = log.components(separatedBy: "opcode: GETXATTR ").count - 1
+        #expect(writes >= 40, "the debug log shows the writes (\(writes))")
+        #expect(queries <= 2, "\(queries) GETXATTRs for \(writes) writes")
+        #expect(try F.read(m.b("plain.bin")).count == 2000)
+    }
+
     @Test("mmap: shared writes through the page cache reach the encrypted file, and reads see them")
     func mmapShared() throws {
         let m = try MountedVolume()
