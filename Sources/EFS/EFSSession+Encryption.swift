@@ -110,11 +110,11 @@ extension EFSSession {
     private func encryptRegularFile(_ path: FilePath, volume: Volume, options: ReplaceOptions) throws(EFSError) {
         let fek = FileEncryptionKey.generate(fileID: .random())
         let meta = try newFileMetadata(volume, fek: fek)
-        let src: FileDescriptor
-        do { src = try Sys.open(path, [.readWrite, .noFollow]) } catch {
+        let original: ReplacedOriginal
+        do { original = ReplacedOriginal(try Sys.open(path, [.readWrite, .noFollow])) } catch {
             throw EFSError.system(error, "cannot open", path)
         }
-        defer { Sys.close(src) }
+        let src = original.fd
         try lockExclusive(src, path)
         let st = try mapErrors(path, "cannot stat") { try Sys.fstat(src) }
         guard st.kind == .regular else { throw EFSError(.notSupported, "\(path) is not a regular file") }
@@ -123,7 +123,7 @@ extension EFSSession {
         }
         if EncryptedFileInfo.hasMagic(src) { return }
         let size = UInt64(st.size)
-        try replaceAtomically(path, original: src, status: st, wipe: options.wipeOld, attributes: .seal(fek)) { (dst: FileDescriptor) throws(EFSError) in
+        try replaceAtomically(path, original: original, status: st, wipe: options.wipeOld, attributes: .seal(fek)) { (dst: FileDescriptor) throws(EFSError) in
             let header = try EncryptedFile.writeNewFileStructure(dst, fek: fek, metadata: meta, path: path)
             try BlockStream.encrypt(from: src, size: size, to: dst, dataOffset: Int64(header.dataOffset), cipher: ContentCipher(fek), path: path)
             let rec = SizeRecord(generation: 2, plaintextSize: size, isSparse: false)
@@ -151,12 +151,12 @@ extension EFSSession {
         case .regular: break
         case .symlink, .other: throw EFSError(.notSupported, "\(path) is not a regular file or directory")
         }
-        let src: FileDescriptor
-        do { src = try Sys.open(path, [.readWrite, .noFollow]) } catch {
+        let original: ReplacedOriginal
+        do { original = ReplacedOriginal(try Sys.open(path, [.readWrite, .noFollow])) } catch {
             if error == .permissionDenied || error == .readOnlyFileSystem { throw EFSError(.readOnly, "\(path) is read-only") }
             throw EFSError.system(error, "cannot open", path)
         }
-        defer { Sys.close(src) }
+        let src = original.fd
         guard EncryptedFileInfo.hasMagic(src) else { return }
         if p.status.permissions.intersection([.ownerWrite, .groupWrite, .otherWrite]).isEmpty {
             throw EFSError(.readOnly, "\(path) is read-only: make it writable first (chmod u+w)")
@@ -168,7 +168,7 @@ extension EFSSession {
         let info = try EncryptedFileInfo.read(src, path: path)
         let fek = try fileKey(for: info.metadata, path: path)
         let file = try EncryptedFile(path: path, fd: src, closesDescriptor: false, writable: false, info: info, fek: fek, deferSizeUpdates: false)
-        try replaceAtomically(path, original: src, status: p.status, wipe: options.wipeOld, attributes: .open(fek)) { (dst: FileDescriptor) throws(EFSError) in
+        try replaceAtomically(path, original: original, status: p.status, wipe: options.wipeOld, attributes: .open(fek)) { (dst: FileDescriptor) throws(EFSError) in
             try BlockStream.decrypt(file, to: dst, path: path)
             try mapErrors(path, "cannot write") { try Sys.ftruncate(dst, Int64(file.size)) }
         }
@@ -184,9 +184,28 @@ extension EFSSession {
         guard ok else { throw EFSError(.sharingViolation, "\(path) is open elsewhere (mounted or being exported)") }
     }
 
+    /// The open file an in-place replacement replaces, which ``replaceAtomically(_:original:status:wipe:attributes:_:)``
+    /// may have to close before its rename: a server with Windows share modes (SMB) refuses to rename over a file
+    /// that is open (EBUSY). Closed once, at the latest when released.
+    final class ReplacedOriginal {
+        let fd: FileDescriptor
+        private(set) var isOpen = true
+        init(_ fd: FileDescriptor) { self.fd = fd }
+        func close() {
+            guard isOpen else { return }
+            isOpen = false
+            Sys.close(fd)
+        }
+        deinit { close() }
+    }
+
     /// Builds the replacement in a temporary file beside `path`, copies ownership, mode, times and extended
     /// attributes, fsyncs it and renames it over `path`. A crash at any point leaves the old file or the new one.
-    func replaceAtomically(_ path: FilePath, original: FileDescriptor, status st: FileStatus, wipe: Bool,
+    ///
+    /// If the rename fails with EBUSY (SMB will not replace an open file), the original is wiped if asked, closed
+    /// (which drops its EFS lock: on such a file system the lock is this machine's only anyway) and the rename
+    /// tried once more.
+    func replaceAtomically(_ path: FilePath, original: ReplacedOriginal, status st: FileStatus, wipe: Bool,
                            attributes: XattrTransform = .copy,
                            _ fill: (FileDescriptor) throws(EFSError) -> Void) throws(EFSError) {
         let tmp = TemporaryName.beside(path)
@@ -201,18 +220,22 @@ extension EFSSession {
         }
         try fill(dst)
         try mapErrors(path, "cannot finish") {
-            copyExtendedAttributes(from: original, to: dst, attributes)
+            copyExtendedAttributes(from: original.fd, to: dst, attributes)
             if Sys.effectiveUserID == 0 || st.uid == Sys.effectiveUserID {
                 try? Sys.fchown(dst, uid: st.uid, gid: st.gid)
             }
             try Sys.fchmod(dst, st.mode & 0o7777)
             try Sys.futimens(dst, access: st.accessTime, modification: st.modificationTime)
             try Sys.fsync(dst)
-            try Sys.rename(tmp, path)
+            do { try Sys.rename(tmp, path) } catch where error as? Errno == .resourceBusy {
+                if wipe { wipeFile(original.fd, length: st.size) }
+                original.close()
+                try Sys.rename(tmp, path)
+            }
         }
         renamed = true
         FileIO.syncDirectory(path.removingLastComponent())
-        if wipe { wipeFile(original, length: st.size) }
+        if wipe && original.isOpen { wipeFile(original.fd, length: st.size) }
     }
 
     /// Copies the extended attributes that describe the file (not our own, and not ones we may not set).

@@ -173,7 +173,7 @@ extension EFSSession {
     /// copied as they are, not re-encrypted) and renamed into place.
     func updateKeyLists(_ path: FilePath, _ change: (inout FileMetadata, FileEncryptionKey) throws(EFSError) -> Void) throws(EFSError) {
         let (target, fd) = try metadataFile(path, writable: true)
-        defer { Sys.close(fd) }
+        let original = ReplacedOriginal(fd)
         try lockExclusive(fd, path)
         let info = try EncryptedFileInfo.read(fd, path: target)
         let fek = try fileKey(for: info.metadata, path: path)
@@ -195,13 +195,13 @@ extension EFSSession {
             }
             return
         }
-        try rebuildWithLargerSlots(target, fd: fd, info: info, slotBytes: MetadataSlot.encode(body: body, generation: 1), bodySize: body.count)
+        try rebuildWithLargerSlots(target, original, info: info, slotBytes: MetadataSlot.encode(body: body, generation: 1), bodySize: body.count)
     }
 
-    private func rebuildWithLargerSlots(_ path: FilePath, fd: FileDescriptor, info: EncryptedFileInfo, slotBytes: [UInt8], bodySize: Int) throws(EFSError) {
-        let st = try mapErrors(path, "cannot stat") { try Sys.fstat(fd) }
+    private func rebuildWithLargerSlots(_ path: FilePath, _ original: ReplacedOriginal, info: EncryptedFileInfo, slotBytes: [UInt8], bodySize: Int) throws(EFSError) {
+        let st = try mapErrors(path, "cannot stat") { try Sys.fstat(original.fd) }
         let header = FileHeader(fileID: info.header.fileID, slotCapacity: FileHeader.slotCapacity(forMetadataSize: bodySize))
-        try replaceAtomically(path, original: fd, status: st, wipe: false) { (dst: FileDescriptor) throws(EFSError) in
+        try replaceAtomically(path, original: original, status: st, wipe: false) { (dst: FileDescriptor) throws(EFSError) in
             try mapErrors(path, "cannot rebuild") {
                 var head = header.encoded()
                 head += info.sizeRecordBytes  // size records are bound to the file id, not to the layout
@@ -211,7 +211,7 @@ extension EFSSession {
                 var off: Int64 = 0
                 let total = Int64(info.storedDataLength)
                 while off < total {
-                    let chunk = try Sys.pread(fd, count: Int(min(Int64(4 << 20), total - off)), at: Int64(info.header.dataOffset) + off)
+                    let chunk = try Sys.pread(original.fd, count: Int(min(Int64(4 << 20), total - off)), at: Int64(info.header.dataOffset) + off)
                     if chunk.isEmpty { break }
                     try Sys.pwriteAll(dst, chunk, at: Int64(header.dataOffset) + off)
                     off += Int64(chunk.count)

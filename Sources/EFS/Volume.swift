@@ -56,7 +56,11 @@ public struct Volume: Sendable {
         var cur = resolved.string
         while true {
             let base = cur == "/" ? "" : cur
-            if FileIO.exists(FilePath("\(base)/\(configDirectoryName)/\(configFileName)")) { return try load(root: FilePath(cur)) }
+            // A regular file only: some network file systems answer for any name (smbnetfs's top level is the
+            // network's hosts and their shares, so `.efs/volume.conf` there "exists" as a directory that reads EIO).
+            if (try? Sys.lstat(FilePath("\(base)/\(configDirectoryName)/\(configFileName)")))?.kind == .regular {
+                return try load(root: FilePath(cur))
+            }
             guard cur != "/", let slash = cur.lastIndex(of: "/") else { return nil }
             cur = slash == cur.startIndex ? "/" : String(cur[..<slash])
         }

@@ -253,6 +253,7 @@ public enum Sys {
 
     public static func rename(_ from: FilePath, _ to: FilePath) throws(Errno) {
         FaultInjection.check(.rename)
+        if FaultInjection.renameIsBusy() { throw .resourceBusy }
         try from.withPlatformString { f in to.withPlatformString { t in nothingOrErrno { Glibc.rename(f, t) } } }.get()
     }
 

@@ -44,7 +44,8 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 /// `truncate`, `unlink`, `attributes`, or `any`), the process exits with status 86 immediately before the Nth such call, as if killed.
 /// `EFS_CRASH_AT=tear:N` instead lets the Nth positioned write (`pwrite`) of more than one page put down only the
 /// bytes up to its first page boundary, then exits: the torn write a SIGKILL can leave, since Linux checks for fatal
-/// signals between the pages of one write. Release builds ignore the variable.
+/// signals between the pages of one write. `EFS_CRASH_AT=busy:N` makes the Nth plain `rename` fail with EBUSY
+/// without crashing, as an SMB server refuses to rename over a file that is open. Release builds ignore the variable.
 public enum FaultInjection {
     public static let exitStatus: Int32 = 86
 
@@ -57,7 +58,18 @@ public enum FaultInjection {
     }()
     static let count = Atomic<Int>(0)
     static let tornCount = Atomic<Int>(0)
+    static let busyCount = Atomic<Int>(0)
     #endif
+
+    /// For the busy-rename seam: whether this `rename` is the one to fail with EBUSY.
+    static func renameIsBusy() -> Bool {
+        #if DEBUG
+        guard let t = target, t.kind == "busy" else { return false }
+        return busyCount.add(1, ordering: .relaxed).newValue == t.n
+        #else
+        return false
+        #endif
+    }
 
     /// For the torn-write seam: how many leading bytes of a write of `count` bytes at `offset` to put down before
     /// the crash, or nil if this write is not the one to tear. Only writes that cross a 4 KiB boundary count.

@@ -97,6 +97,18 @@ struct RegressionTests {
         #expect(try f.alice.session.fileEncryptionStatus(at: p) == .encrypted)
     }
 
+    @Test("a volume is found only through a regular .efs/volume.conf (smbnetfs shows every name as a directory that reads EIO)")
+    func volumeConfigMustBeAFile() throws {
+        let dir = TemporaryDirectory()
+        let inner = dir.appending("a/b")
+        try FileManager.default.createDirectory(atPath: dir.appending("a/.efs/volume.conf").string, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: inner.string, withIntermediateDirectories: true)
+        // Before: "cannot read: Is a directory", so no volume could be made below such a name.
+        #expect(try Volume.find(containing: inner) == nil)
+        let v = try Volume.initialize(at: inner, recoveryAgents: [])
+        #expect(try Volume.find(containing: inner.appending("x"))?.root == v.root)
+    }
+
     @Test("a recovery agent certificate cannot become the current key")
     func agentNotCurrent() throws {
         let f = try Fixture()

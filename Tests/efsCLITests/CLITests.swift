@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // This file is part of swift-efs. See LICENSE for details.
 
+import EFSSystem
 import EFSTestSupport
 import Foundation
 import SystemPackage
@@ -208,6 +209,23 @@ struct CLIRegressionTests {
         #expect(w.alice.run(["status", w.path("a.txt")]).stdout.contains(": encrypted"))
         #expect(w.alice.run(["status", w.path("sub/b.txt")]).stdout.contains(": encrypted"))
         #expect(w.alice.run(["status", w.path("sub")]).stdout.contains(": encrypted"))
+    }
+
+    @Test("encrypt and decrypt finish where renaming over the open original fails with EBUSY (SMB share modes)",
+          .enabled(if: FaultInjection.isAvailable, "needs the fault seam of a debug build"))
+    func renameOverOpenFileRefused() throws {
+        let w = try World()
+        let bytes = TestFiles.bytes(70_001, seed: 5)
+        TestFiles.write(FilePath(w.path("f.bin")), bytes)
+        // Without the fallback the first rename's EBUSY is the command's error, and the file stays as it was.
+        var r = w.alice.run(["encrypt", w.path("f.bin")], env: ["EFS_CRASH_AT": "busy:1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(w.alice.run(["status", w.path("f.bin")]).stdout.contains(": encrypted"))
+        #expect(TestFiles.same(w.alice.run(["cat", w.path("f.bin")]).stdoutBytes, bytes))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: w.vault.string).filter { $0.contains(".efs-tmp-") }.isEmpty)
+        r = w.alice.run(["decrypt", w.path("f.bin")], env: ["EFS_CRASH_AT": "busy:1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(TestFiles.same(TestFiles.read(FilePath(w.path("f.bin"))), bytes))
     }
 
     @Test("an empty passphrase file is refused when protecting a new key")
