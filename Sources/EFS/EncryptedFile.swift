@@ -47,9 +47,22 @@ public final class EncryptedFile: Sendable {
         /// The file's length while the redo record of the last in-place overwrite is still in place after that
         /// write completed (see ``EncryptedFile/writeStored(_:_:at:)``); nil when the file ends with the region.
         var completedRecordEnd: Int64?
+        /// An in-place overwrite that failed after it began (EIO, ENOSPC): its redo record is intact at the end of
+        /// the file, and its bytes must go down before anything writes over that record or cuts it off.
+        var interrupted: InterruptedWrite?
         var closed = false
     }
     let state: Mutex<State>
+
+    /// See ``State/interrupted``.
+    struct InterruptedWrite {
+        var payload: [UInt8]
+        /// Data-region offsets: where the payload goes, and the region's length once it is there.
+        var target: UInt64
+        var regionEnd: UInt64
+        /// The file's length with the redo record.
+        var recordEnd: Int64
+    }
     /// When true, size changes are written at ``sync()`` and ``close()`` instead of with every write.
     let deferSizeUpdates: Bool
 
@@ -302,6 +315,7 @@ public final class EncryptedFile: Sendable {
     /// deferred record is written) are written directly: until a size record covers them they are not data, and
     /// after a crash they are a stale tail, dropped by the next writer.
     private func writeStored(_ s: inout State, _ out: [UInt8], at: UInt64) throws(EFSError) {
+        try finishInterrupted(&s)
         let bs = UInt64(ContentCipher.blockSize), sbs = UInt64(ContentCipher.storedBlockSize)
         // Stored bytes from here on belong to blocks that start at or past the committed size.
         let invisibleFrom = (s.committedSize + bs - 1) / bs * sbs
@@ -315,6 +329,7 @@ public final class EncryptedFile: Sendable {
             let part = out[done..<(done + n)]
             let end = max(s.storedLength, target + UInt64(n))
             var inPlaceStarted = false
+            var recordEnd: Int64 = 0
             do throws(Errno) {
                 if overwrites {
                     // Footer first (one write inside one page), then the payload, then in place. The record is left
@@ -324,7 +339,7 @@ public final class EncryptedFile: Sendable {
                     // write. Anything else removes it first (``dropCompletedRecord(_:)``).
                     let record = WriteJournal(target: target, regionBefore: s.storedLength, payload: Array(part))
                     let footerAt = record.footerOffset(dataOffset: UInt64(dataOffset))
-                    let recordEnd = dataOffset + Int64(footerAt) + Int64(WriteJournal.footerSize)
+                    recordEnd = dataOffset + Int64(footerAt) + Int64(WriteJournal.footerSize)
                     if let old = s.completedRecordEnd, old != recordEnd { try cutToRegion(&s) }
                     try Sys.pwriteAll(fd, record.footer(fileID: header.fileID), at: dataOffset + Int64(footerAt))
                     try Sys.pwriteAll(fd, part, at: dataOffset + Int64(end))
@@ -337,8 +352,14 @@ public final class EncryptedFile: Sendable {
                 }
             } catch {
                 // A write cut short (ENOSPC, EDQUOT, EIO) must not leave a record or a partial block past the end,
-                // unless the in-place write had begun: then the record stays, and the next writable open redoes it.
-                if !inPlaceStarted { try? cutToRegion(&s) }
+                // unless the in-place write had begun: then the record stays (the next writable open redoes it), and
+                // this handle redoes it before its next change (``finishInterrupted(_:)``).
+                if inPlaceStarted {
+                    s.completedRecordEnd = nil
+                    s.interrupted = InterruptedWrite(payload: Array(part), target: target, regionEnd: end, recordEnd: recordEnd)
+                } else {
+                    try? cutToRegion(&s)
+                }
                 throw EFSError.system(error, "cannot write", path)
             }
             s.storedLength = end
@@ -466,6 +487,7 @@ public final class EncryptedFile: Sendable {
     /// Drops whole stored blocks past the one that holds the last byte of the file (stale data from a shrink or a
     /// crash). The last block itself may stay longer than the size needs.
     private func trimToBlockBoundary(_ s: inout State) throws(EFSError) {
+        try finishInterrupted(&s)
         let size = s.sizeRecord.plaintextSize
         let blocks = (size + UInt64(ContentCipher.blockSize) - 1) / UInt64(ContentCipher.blockSize)
         let keep = min(s.storedLength, blocks * UInt64(ContentCipher.storedBlockSize))
@@ -482,18 +504,39 @@ public final class EncryptedFile: Sendable {
     /// ``writeStored(_:_:at:)``, and so do flush, close and giving up the lock, so a file nobody writes ends with
     /// its data.
     private func dropCompletedRecord(_ s: inout State) throws(EFSError) {
+        try finishInterrupted(&s)
         guard s.completedRecordEnd != nil else { return }
         do { try cutToRegion(&s) } catch { throw EFSError.system(error, "cannot truncate", path) }
     }
 
-    /// Cuts the file back to the end of its data region, with whatever record followed it.
+    /// Cuts the file back to the end of its data region, with whatever record followed it (an interrupted write
+    /// goes down first: its record is the only intact copy of its bytes).
     private func cutToRegion(_ s: inout State) throws(Errno) {
+        if let i = s.interrupted {
+            try Sys.pwriteAll(fd, i.payload, at: dataOffset + Int64(i.target))
+            s.storedLength = max(s.storedLength, i.regionEnd)
+            s.interrupted = nil
+        }
         try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
         s.completedRecordEnd = nil
     }
 
+    /// Redoes an overwrite that failed after it began writing in place (``State/interrupted``), so that the next
+    /// change cannot put its own record over the only intact copy of those bytes. Until it succeeds, every change
+    /// fails.
+    private func finishInterrupted(_ s: inout State) throws(EFSError) {
+        guard let i = s.interrupted else { return }
+        do { try Sys.pwriteAll(fd, i.payload, at: dataOffset + Int64(i.target)) } catch {
+            throw EFSError.system(error, "cannot finish an interrupted write", path)
+        }
+        s.storedLength = max(s.storedLength, i.regionEnd)
+        s.completedRecordEnd = i.recordEnd
+        s.interrupted = nil
+    }
+
     /// Drops stale data past the end implied by the size record (left by a crash), once per handle.
     private func cleanTail(_ s: inout State) throws(EFSError) {
+        try finishInterrupted(&s)
         guard !s.tailClean else { return }
         if s.info.physicalDataLength > s.storedLength {
             try mapErrors(path, "cannot truncate") { try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength)) }

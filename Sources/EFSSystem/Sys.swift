@@ -821,6 +821,7 @@ extension Sys {
         if let keep = FaultInjection.tornLength(offset: offset, count: buffer.count) {
             // The torn-write seam: what a SIGKILL between two pages of one write(2) leaves, then the "kill".
             _ = Glibc.pwrite(fd.rawValue, base, keep, off_t(offset))
+            if FaultInjection.tornWriteFails { throw .ioError }
             FaultInjection.exitNow()
         }
         var done = 0

@@ -44,7 +44,8 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 /// `truncate`, `unlink`, `attributes`, or `any`), the process exits with status 86 immediately before the Nth such call, as if killed.
 /// `EFS_CRASH_AT=tear:N` instead lets the Nth positioned write (`pwrite`) of more than one page put down only the
 /// bytes up to its first page boundary, then exits: the torn write a SIGKILL can leave, since Linux checks for fatal
-/// signals between the pages of one write. `EFS_CRASH_AT=busy:N` makes the Nth plain `rename` fail with EBUSY
+/// signals between the pages of one write; `EFS_CRASH_AT=fail:N` tears that write the same way but then fails it
+/// with EIO and goes on, as a disk error in the middle of a write. `EFS_CRASH_AT=busy:N` makes the Nth plain `rename` fail with EBUSY
 /// without crashing, as an SMB server refuses to rename over a file that is open. Release builds ignore the variable.
 public enum FaultInjection {
     public static let exitStatus: Int32 = 86
@@ -75,7 +76,7 @@ public enum FaultInjection {
     /// the crash, or nil if this write is not the one to tear. Only writes that cross a 4 KiB boundary count.
     static func tornLength(offset: Int64, count: Int) -> Int? {
         #if DEBUG
-        guard let t = target, t.kind == "tear" else { return nil }
+        guard let t = target, t.kind == "tear" || t.kind == "fail" else { return nil }
         let page: Int64 = 4096
         let firstBoundary = (offset / page + 1) * page
         guard firstBoundary < offset + Int64(count) else { return nil }
@@ -87,6 +88,15 @@ public enum FaultInjection {
     }
 
     static func exitNow() -> Never { _exit(exitStatus) }
+
+    /// For `fail:N`: the torn write returns EIO instead of exiting, as a disk error in the middle of a write.
+    static var tornWriteFails: Bool {
+        #if DEBUG
+        return target?.kind == "fail"
+        #else
+        return false
+        #endif
+    }
 
     @inline(__always)
     static func check(_ point: FaultPoint) {

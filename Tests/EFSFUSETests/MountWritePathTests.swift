@@ -100,6 +100,49 @@ struct MountWritePathTests {
         #expect(check.status == 0, "efs fsck after the crashes: \(check.stdout) \(check.stderr)")
     }
 
+    @Test("an overwrite that fails with EIO halfway in place is redone before the next same-length overwrite on that handle reuses its record's place", .enabled(if: FaultInjection.isAvailable))
+    func failedInPlaceWriteIsRedone() throws {
+        let m = try MountedVolume()
+        defer { m.unmount() }
+        let bs = ContentCipher.blockSize
+        let old = TestFiles.bytes(16 * bs, seed: 44)
+        let first = TestFiles.bytes(bs, seed: 45), second = TestFiles.bytes(bs, seed: 46)
+        var sawInterruptedThenRecovered = false
+        for n in 1...6 {
+            try? Sys.unlink(m.m("secret/o.bin"))
+            try F.writeSynced(m.m("secret/o.bin"), old)
+            m.unmount()
+            // The nth write of the daemon that crosses a page goes down up to that page, then fails with EIO.
+            m.daemonEnvironment = ["EFS_CRASH_AT": "fail:\(n)"]
+            try m.start()
+            m.daemonEnvironment = [:]
+            let fd = try Sys.open(m.m("secret/o.bin"), .readWrite)
+            let firstDone = (try? Sys.pwriteAll(fd, first, at: Int64(2 * bs))) != nil
+            let secondDone = (try? Sys.pwriteAll(fd, second, at: Int64(5 * bs))) != nil
+            Sys.close(fd)
+            m.unmount()
+            try m.start()
+            let now: [UInt8]
+            do { now = try F.read(m.m("secret/o.bin")) } catch {
+                Issue.record("fail \(n): the file is unreadable (\(error)); log: \(m.log)")
+                continue
+            }
+            try #require(now.count == old.count, "fail \(n): size \(now.count)")
+            for b in 0..<16 {
+                let got = Array(now[(b * bs)..<((b + 1) * bs)])
+                let was = Array(old[(b * bs)..<((b + 1) * bs)])
+                switch b {
+                case 2: #expect(got == first || (!firstDone && got == was), "fail \(n): block 2 is neither old nor new")
+                case 5: #expect(got == second || (!secondDone && got == was), "fail \(n): block 5 is neither old nor new")
+                default: #expect(got == was, "fail \(n): block \(b) changed")
+                }
+            }
+            if !firstDone && secondDone && Array(now[(2 * bs)..<(3 * bs)]) == first { sawInterruptedThenRecovered = true }
+        }
+        // Some n fails the first overwrite after its in-place write began: the second one redid it.
+        #expect(sawInterruptedThenRecovered)
+    }
+
     @Test("a torn redo record of a growing partial last block leaves that block readable", .enabled(if: FaultInjection.isAvailable))
     func tornGrowingRecord() throws {
         let m = try MountedVolume()
