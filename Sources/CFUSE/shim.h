@@ -9,14 +9,14 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <string.h>
-#include <stddef.h>
-#include <sys/statvfs.h>
 
 // Function-like macros (versioned symbols) do not import into Swift: wrap them.
 static inline int cfuse_session_loop_mt(struct fuse_session *se, struct fuse_loop_config *config) {

@@ -512,23 +512,21 @@ public final class EncryptedFile: Sendable {
     /// Cuts the file back to the end of its data region, with whatever record followed it (an interrupted write
     /// goes down first: its record is the only intact copy of its bytes).
     private func cutToRegion(_ s: inout State) throws(Errno) {
-        if let i = s.interrupted {
-            try Sys.pwriteAll(fd, i.payload, at: dataOffset + Int64(i.target))
-            s.storedLength = max(s.storedLength, i.regionEnd)
-            s.interrupted = nil
-        }
+        try redoInterrupted(&s)
         try Sys.ftruncate(fd, dataOffset + Int64(s.storedLength))
         s.completedRecordEnd = nil
     }
 
     /// Redoes an overwrite that failed after it began writing in place (``State/interrupted``), so that the next
     /// change cannot put its own record over the only intact copy of those bytes. Until it succeeds, every change
-    /// fails.
+    /// fails. Its record is then a completed one.
     private func finishInterrupted(_ s: inout State) throws(EFSError) {
+        do { try redoInterrupted(&s) } catch { throw EFSError.system(error, "cannot finish an interrupted write", path) }
+    }
+
+    private func redoInterrupted(_ s: inout State) throws(Errno) {
         guard let i = s.interrupted else { return }
-        do { try Sys.pwriteAll(fd, i.payload, at: dataOffset + Int64(i.target)) } catch {
-            throw EFSError.system(error, "cannot finish an interrupted write", path)
-        }
+        try Sys.pwriteAll(fd, i.payload, at: dataOffset + Int64(i.target))
         s.storedLength = max(s.storedLength, i.regionEnd)
         s.completedRecordEnd = i.recordEnd
         s.interrupted = nil
