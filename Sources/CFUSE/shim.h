@@ -77,26 +77,25 @@ static inline uint64_t *cfuse_kill_suidgid_slot(void) {
 #define cfuse_init_unique (*cfuse_init_unique_slot())
 #define cfuse_kill_suidgid_node (*cfuse_kill_suidgid_slot())
 
-// Requests whose argument says "kill set-ID bits", by opcode: where the flag word is in the argument and its bit.
+// Whether the 32-bit flag word at `offset` of a request's argument has `bit` set (false if the argument is shorter).
+static inline int cfuse_flag_set(const char *arg, size_t arglen, size_t offset, uint32_t bit) {
+    uint32_t word;
+    if (arglen < offset + sizeof word) return 0;
+    memcpy(&word, arg + offset, sizeof word);
+    return (word & bit) != 0;
+}
+
+// Requests whose argument says "kill set-ID bits": where the flag word is in the argument, and its bit.
 static inline int cfuse_asks_kill_suidgid(const struct fuse_in_header *h, const char *arg, size_t arglen) {
-    uint32_t word = 0;
     switch (h->opcode) {
     case FUSE_WRITE:
-        if (arglen < offsetof(struct fuse_write_in, write_flags) + 4) return 0;
-        memcpy(&word, arg + offsetof(struct fuse_write_in, write_flags), 4);
-        return (word & FUSE_WRITE_KILL_SUIDGID) != 0;
+        return cfuse_flag_set(arg, arglen, offsetof(struct fuse_write_in, write_flags), FUSE_WRITE_KILL_SUIDGID);
     case FUSE_SETATTR:
-        if (arglen < offsetof(struct fuse_setattr_in, valid) + 4) return 0;
-        memcpy(&word, arg + offsetof(struct fuse_setattr_in, valid), 4);
-        return (word & FATTR_KILL_SUIDGID) != 0;
+        return cfuse_flag_set(arg, arglen, offsetof(struct fuse_setattr_in, valid), FATTR_KILL_SUIDGID);
     case FUSE_OPEN:
-        if (arglen < offsetof(struct fuse_open_in, open_flags) + 4) return 0;
-        memcpy(&word, arg + offsetof(struct fuse_open_in, open_flags), 4);
-        return (word & FUSE_OPEN_KILL_SUIDGID) != 0;
+        return cfuse_flag_set(arg, arglen, offsetof(struct fuse_open_in, open_flags), FUSE_OPEN_KILL_SUIDGID);
     case FUSE_CREATE:
-        if (arglen < offsetof(struct fuse_create_in, open_flags) + 4) return 0;
-        memcpy(&word, arg + offsetof(struct fuse_create_in, open_flags), 4);
-        return (word & FUSE_OPEN_KILL_SUIDGID) != 0;
+        return cfuse_flag_set(arg, arglen, offsetof(struct fuse_create_in, open_flags), FUSE_OPEN_KILL_SUIDGID);
     default:
         return 0;
     }
@@ -111,11 +110,14 @@ static inline ssize_t cfuse_io_read(int fd, void *buf, size_t len, void *userdat
     memcpy(&h, buf, sizeof h);
     const char *arg = (const char *)buf + sizeof h;
     size_t arglen = (size_t)n - sizeof h;
-    if (h.opcode == FUSE_INIT && arglen >= offsetof(struct fuse_init_in, flags) + 4) {
-        struct fuse_init_in in;
-        memset(&in, 0, sizeof in);
-        memcpy(&in, arg, arglen < sizeof in ? arglen : sizeof in);
-        if (in.major == 7 && in.minor >= 33 && (in.flags & FUSE_HANDLE_KILLPRIV_V2)) cfuse_init_unique = h.unique;
+    if (h.opcode == FUSE_INIT) {
+        // fuse_init_in starts major, minor, max_readahead, flags (32 bits each); the flag needs protocol 7.33.
+        uint32_t version[2] = {0, 0};
+        if (arglen >= sizeof version) memcpy(version, arg, sizeof version);
+        if (version[0] == 7 && version[1] >= 33 &&
+            cfuse_flag_set(arg, arglen, offsetof(struct fuse_init_in, flags), FUSE_HANDLE_KILLPRIV_V2)) {
+            cfuse_init_unique = h.unique;
+        }
     } else if (cfuse_asks_kill_suidgid(&h, arg, arglen)) {
         cfuse_kill_suidgid_node = h.nodeid;
     }

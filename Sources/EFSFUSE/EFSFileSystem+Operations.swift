@@ -499,13 +499,12 @@ extension EFSFileSystem {
         case .plain(let fd): Sys.close(fd)
         case .encrypted(let entry):
             let file = encrypted.file(entry)
-            do {
-                // The size is remembered before the handle can go: RELEASE comes after close(2) has returned, so a
-                // stat may already be waiting, and in between it would find neither.
-                if file.writable { try file.flush() }
-                remember(open.node, file)
-                try encrypted.release(entry)
-            } catch { report(error) }
+            // The size is remembered before the handle can go: RELEASE comes after close(2) has returned, so a
+            // stat may already be waiting, and in between it would find neither. A flush that fails leaves it to
+            // the release, which writes the size record again (and reports a failure); the reference is dropped
+            // either way.
+            if !file.writable || (try? file.flush()) != nil { remember(open.node, file) }
+            do { try encrypted.release(entry) } catch { report(error) }
         }
     }
 
