@@ -57,18 +57,14 @@ extension EFSSession {
         return try metadata(users: [cert], agents: volume?.recoveryAgents ?? [], fek: fek)
     }
 
-    /// A fresh FEK and its metadata for a file the mount creates in `volume`: from the session's pool of keys
-    /// wrapped ahead of time (``PrewrappedKeys``), for the current key and the volume's recovery agents.
-    func prewrappedFileKey(_ volume: Volume?) throws(EFSError) -> (fek: FileEncryptionKey, metadata: FileMetadata) {
-        let cert = try currentCertificate()
-        return try prewrapped.take(users: [cert], agents: volume?.recoveryAgents ?? [])
+    /// A fresh FEK and its metadata for a new file in `volume`: for the current key and the volume's recovery agents.
+    func newFileKey(_ volume: Volume?) throws(EFSError) -> (fek: FileEncryptionKey, metadata: FileMetadata) {
+        let fek = FileEncryptionKey.generate(fileID: .random())
+        return (fek, try newFileMetadata(volume, fek: fek))
     }
 
+    /// The DDF and DRF of `fek` for `users` and `agents`.
     func metadata(users: [EFSCertificate], agents: [EFSCertificate], fek: FileEncryptionKey) throws(EFSError) -> FileMetadata {
-        try Self.metadata(users: users, agents: agents, fek: fek)
-    }
-
-    static func metadata(users: [EFSCertificate], agents: [EFSCertificate], fek: FileEncryptionKey) throws(EFSError) -> FileMetadata {
         guard !users.isEmpty, users.count <= Limits.maximumEntriesPerList, agents.count <= Limits.maximumEntriesPerList else {
             throw EFSError(.invalidArgument, "a file needs 1–\(Limits.maximumEntriesPerList) users and at most \(Limits.maximumEntriesPerList) recovery agents")
         }
@@ -76,8 +72,8 @@ extension EFSSession {
             throw EFSError(.invalidArgument, "a certificate is listed twice")
         }
         do {
-            return FileMetadata(fileID: fek.fileID, users: try users.map { c throws(FormatError) in try c.wrap(fek) },
-                                recoveryAgents: try agents.map { c throws(FormatError) in try c.wrap(fek) })
+            return FileMetadata(fileID: fek.fileID, users: try users.map { c throws(FormatError) in try wrapping.wrap(fek, for: c) },
+                                recoveryAgents: try agents.map { c throws(FormatError) in try wrapping.wrap(fek, for: c) })
         } catch {
             throw EFSError(.notSupported, "cannot wrap the file key: \(error.message)", cause: error)
         }
@@ -90,10 +86,9 @@ extension EFSSession {
     }
 
     /// Marks a directory the mount just made inside an encrypted directory of `volume` as encrypted (its marker,
-    /// for the current key and the volume's recovery agents, with a key from the session's pool), with ext4's
-    /// durability (no fsync).
+    /// for the current key and the volume's recovery agents), with ext4's durability (no fsync).
     public func markNewDirectoryEncrypted(at dir: FilePath, volume: Volume) throws(EFSError) {
-        let (fek, meta) = try prewrappedFileKey(volume)
+        let (fek, meta) = try newFileKey(volume)
         try writeNewEncryptedFile(at: dir.appending(DirectoryMarker.name), fek: fek, metadata: meta, mode: 0o644, replace: true,
                                   durable: false)
     }

@@ -64,7 +64,7 @@ extension EFSSession {
         let dir = path.removingLastComponent()
         var volume = volume
         if volume == nil { volume = try Volume.find(containing: dir.isEmpty ? FilePath(".") : dir) }
-        let (fek, meta) = try prewrappedFileKey(volume)
+        let (fek, meta) = try newFileKey(volume)
         let info: EncryptedFileInfo
         let fd: FileDescriptor
         do {

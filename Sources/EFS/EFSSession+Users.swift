@@ -138,7 +138,7 @@ extension EFSSession {
     }
 
     private func wrap(_ c: EFSCertificate, _ fek: FileEncryptionKey) throws(EFSError) -> KeyEntry {
-        do { return try c.wrap(fek) } catch { throw EFSError(.notSupported, "cannot wrap for \(c.displayName): \(error.message)", cause: error) }
+        do { return try wrapping.wrap(fek, for: c) } catch { throw EFSError(.notSupported, "cannot wrap for \(c.displayName): \(error.message)", cause: error) }
     }
 
     /// Visits every encrypted file (and marked directory) at or below `path`.

@@ -41,12 +41,8 @@ public final class EFSSession: Sendable {
     private let certificates = Mutex<[Thumbprint: EFSCertificate]>([:])
     /// The current-key pointer as last read, with the identity of the file it was read from.
     private let lastCurrent = Mutex<(stamp: KeyStore.FileStamp, thumbprint: Thumbprint)?>(nil)
-    /// Keys for the files the mount creates, wrapped ahead of time on a background queue (started by the first
-    /// such create).
-    let prewrapped = PrewrappedKeys { users, agents throws(EFSError) in
-        let fek = FileEncryptionKey.generate(fileID: .random())
-        return (fek, try EFSSession.metadata(users: users, agents: agents, fek: fek))
-    }
+    /// Wraps the FEKs of new files (shared encapsulations for EC certificates).
+    let wrapping = KeyWrapping()
 
     /// - Parameters:
     ///   - passphrase: called when an encrypted private key must be unlocked; nil means only unencrypted keys work.

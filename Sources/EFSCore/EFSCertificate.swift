@@ -27,9 +27,9 @@ public struct EFSCertificate: Sendable, Hashable {
     public let thumbprint: Thumbprint
     public let algorithm: WrapAlgorithm
     /// The public key in the form ``wrap(_:)`` uses, parsed once.
-    private let wrapKey: WrapKey
+    fileprivate let wrapKey: WrapKey
 
-    private enum WrapKey: Sendable {
+    fileprivate enum WrapKey: Sendable {
         /// The key's DER (`_RSA.Encryption.PublicKey` is not Sendable; parsing it is cheap next to the encryption).
         case rsa([UInt8])
         /// The key and its uncompressed point (HPKE's `pkRm`).
@@ -143,6 +143,33 @@ public struct EFSCertificate: Sendable, Hashable {
             throw FormatError(.unsupportedAlgorithm, "cannot wrap a key for \(displayName): \(error)")
         }
         return KeyEntry(algorithm: algorithm, thumbprint: thumbprint, certificateDER: der, wrappedKey: wrapped)
+    }
+}
+
+extension EFSCertificate {
+    /// A new shared encapsulation to this certificate's key, for wrapping many FEKs (``SharedEncapsulation``), or
+    /// nil for an RSA key (an RSA wrap is one public-key operation already).
+    public func sharedEncapsulation() throws(FormatError) -> SharedEncapsulation? {
+        try sharedEncapsulation(ephemeralScalar: nil)
+    }
+
+    /// `ephemeralScalar` fixed: known-answer tests only.
+    func sharedEncapsulation(ephemeralScalar: [UInt8]?) throws(FormatError) -> SharedEncapsulation? {
+        do {
+            switch wrapKey {
+            case .rsa: return nil
+            case .p256(let pub, let point):
+                let (enc, secret) = try HPKESeal.setUpP256(for: pub, recipientX963: point, info: KeyLabels.hpkeSharedWrapInfo,
+                                                           ephemeralScalar: ephemeralScalar)
+                return SharedEncapsulation(certificate: self, curve: .p256, enc: enc, exporterSecret: secret)
+            case .p384(let pub, let point):
+                let (enc, secret) = try HPKESeal.setUpP384(for: pub, recipientX963: point, info: KeyLabels.hpkeSharedWrapInfo,
+                                                           ephemeralScalar: ephemeralScalar)
+                return SharedEncapsulation(certificate: self, curve: .p384, enc: enc, exporterSecret: secret)
+            }
+        } catch {
+            throw FormatError(.unsupportedAlgorithm, "cannot wrap a key for \(displayName): \(error)")
+        }
     }
 }
 

@@ -46,10 +46,10 @@ public struct FileEncryptionKey: Sendable {
         // HKDF-SHA256(FEK, salt = file id, info = label, 32) for each subkey (file-format.md §4, "Keys"). The extract step
         // depends only on the key and the salt, so it is done once and the four subkeys are its expansions
         // (RFC 5869 §2.2–2.3): the same keys as four full derivations, with five HMACs instead of eight.
-        let prk = HKDF<SHA256>.extract(inputKeyMaterial: key, salt: fileID.bytes)
-        func derive(_ info: [UInt8]) -> SymmetricKey {
-            HKDF<SHA256>.expand(pseudoRandomKey: prk, info: info, outputByteCount: 32)
+        let prk = key.withUnsafeBytes { ikm in
+            fileID.bytes.withUnsafeBytes { HMACState.extract(.sha256, salt: $0, ikm: ikm) }
         }
+        func derive(_ info: [UInt8]) -> SymmetricKey { HMACState.expand(.sha256, prk: prk, info: info, count: 32) }
         self.contentKey = derive(KeyLabels.fileContent)
         self.sizeKey = derive(KeyLabels.sizeRecord)
         self.metadataKey = derive(KeyLabels.metadataMAC)
@@ -70,9 +70,9 @@ public struct FileEncryptionKey: Sendable {
     public func hasSameKey(as other: FileEncryptionKey) -> Bool { key == other.key }
 
     func mac(_ key: SymmetricKey, _ parts: [UInt8]...) -> [UInt8] {
-        var h = HMAC<SHA256>(key: key)
-        for p in parts { h.update(data: p) }
-        return Array(h.finalize())
+        let h = HMACState(.sha256, key: key)
+        for p in parts { h.update(p) }
+        return h.finalize()
     }
 }
 

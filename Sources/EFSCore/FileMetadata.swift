@@ -105,7 +105,7 @@ public struct FileMetadata: Sendable, Equatable {
 /// One DDF or DRF entry: a certificate, its thumbprint, and the FEK wrapped for its public key.
 ///
 /// ```
-/// 0   1  wrap algorithm (1 RSA-OAEP-SHA256, 2 HPKE P-256, 3 HPKE P-384)
+/// 0   1  wrap algorithm (1 RSA-OAEP-SHA256, 2 HPKE P-256, 3 HPKE P-384, 4 and 5 the same with a shared enc)
 /// 1   1  thumbprint length T (20)
 /// 2   T  thumbprint (SHA-1 of the certificate DER)
 /// …   4  certificate length C (1…32768)
@@ -169,12 +169,19 @@ public enum WrapAlgorithm: UInt8, Sendable, CaseIterable, CustomStringConvertibl
     case hpkeP256 = 2
     /// HPKE (RFC 9180) base mode, DHKEM(P-384, HKDF-SHA384), HKDF-SHA384, AES-256-GCM.
     case hpkeP384 = 3
+    /// As ``hpkeP256``, with one encapsulation shared by many wrapped keys, each wrapped under a key from the
+    /// context's exporter (``SharedEncapsulation``).
+    case hpkeP256Shared = 4
+    /// As ``hpkeP384``, with a shared encapsulation.
+    case hpkeP384Shared = 5
 
     public var description: String {
         switch self {
         case .rsaOAEPSHA256: "RSA-OAEP-SHA256"
         case .hpkeP256: "HPKE-P256-SHA256-AES256GCM"
         case .hpkeP384: "HPKE-P384-SHA384-AES256GCM"
+        case .hpkeP256Shared: "HPKE-P256-SHA256-AES256GCM-shared"
+        case .hpkeP384Shared: "HPKE-P384-SHA384-AES256GCM-shared"
         }
     }
 }

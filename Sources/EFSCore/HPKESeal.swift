@@ -80,6 +80,25 @@ enum HPKESeal {
         _: H.Type, kemID: UInt16, kdfID: UInt16, secretSize: Int, dh: SharedSecret, enc: [UInt8],
         recipientX963: [UInt8], info: [UInt8], aad: [UInt8], plaintext: some ContiguousBytes
     ) throws -> [UInt8] {
+        let schedule = keySchedule(H.self, kemID: kemID, kdfID: kdfID, secretSize: secretSize, dh: dh, enc: enc,
+                                   recipientX963: recipientX963, info: info)
+        let nonce = try schedule.baseNonce.withUnsafeBytes { try AES.GCM.Nonce(data: $0) }
+        let box = try plaintext.withUnsafeBytes { try AES.GCM.seal($0, using: schedule.key, nonce: nonce, authenticating: aad) }
+        return enc + Array(box.ciphertext) + Array(box.tag)
+    }
+
+    /// The secrets of an HPKE sender context (RFC 9180 §5.1): the AEAD key and base nonce, and the exporter secret.
+    struct Schedule {
+        let key: SymmetricKey
+        let baseNonce: SymmetricKey
+        let exporterSecret: SymmetricKey
+    }
+
+    /// RFC 9180 §4.1 ExtractAndExpand and §5.1 KeySchedule, mode_base with empty psk and psk_id.
+    private static func keySchedule<H: HashFunction>(
+        _: H.Type, kemID: UInt16, kdfID: UInt16, secretSize: Int, dh: SharedSecret, enc: [UInt8],
+        recipientX963: [UInt8], info: [UInt8]
+    ) -> Schedule {
         let kemSuite = Array("KEM".utf8) + be16(kemID)
         let hpkeSuite = Array("HPKE".utf8) + be16(kemID) + be16(kdfID) + be16(aes256GCM)
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -90,13 +109,49 @@ enum HPKESeal {
                                          info: enc + recipientX963, count: secretSize)
         let pskIDHash = labeledExtract(H.self, suite: hpkeSuite, salt: noSalt, label: "psk_id_hash", ikm: empty)
         let infoHash = info.withUnsafeBytes { labeledExtract(H.self, suite: hpkeSuite, salt: noSalt, label: "info_hash", ikm: $0) }
-        let context = [0] + Array(pskIDHash) + Array(infoHash)
+        let context = [0] + pskIDHash.withUnsafeBytes { Array($0) } + infoHash.withUnsafeBytes { Array($0) }
         let secret = labeledExtract(H.self, suite: hpkeSuite, salt: sharedSecret, label: "secret", ikm: empty)
-        let key = labeledExpand(H.self, suite: hpkeSuite, prk: secret, label: "key", info: context, count: 32)
-        let baseNonce = labeledExpand(H.self, suite: hpkeSuite, prk: secret, label: "base_nonce", info: context, count: 12)
-        let nonce = try baseNonce.withUnsafeBytes { try AES.GCM.Nonce(data: $0) }
-        let box = try plaintext.withUnsafeBytes { try AES.GCM.seal($0, using: key, nonce: nonce, authenticating: aad) }
-        return enc + Array(box.ciphertext) + Array(box.tag)
+        return Schedule(
+            key: labeledExpand(H.self, suite: hpkeSuite, prk: secret, label: "key", info: context, count: 32),
+            baseNonce: labeledExpand(H.self, suite: hpkeSuite, prk: secret, label: "base_nonce", info: context, count: 12),
+            exporterSecret: labeledExpand(H.self, suite: hpkeSuite, prk: secret, label: "exp", info: context, count: H.Digest.byteCount))
+    }
+
+    // MARK: - One encapsulation, many keys (wrap algorithms 4 and 5)
+
+    /// A sender context set up once for a P-256 recipient: its `enc` and exporter secret (RFC 9180 §5.1, §5.3).
+    static func setUpP256(
+        for recipient: P256.KeyAgreement.PublicKey, recipientX963: [UInt8], info: [UInt8], ephemeralScalar: [UInt8]? = nil
+    ) throws -> (enc: [UInt8], exporterSecret: SymmetricKey) {
+        let (enc, dh) = try ephemeral(scalarSize: 32, fixed: ephemeralScalar) { raw in
+            let sk = try P256.KeyAgreement.PrivateKey(rawRepresentation: raw)
+            return (Array(sk.publicKey.x963Representation), try sk.sharedSecretFromKeyAgreement(with: recipient))
+        }
+        let schedule = keySchedule(SHA256.self, kemID: 0x0010, kdfID: 0x0001, secretSize: 32, dh: dh, enc: enc,
+                                   recipientX963: recipientX963, info: info)
+        return (enc, schedule.exporterSecret)
+    }
+
+    /// The same for a P-384 recipient.
+    static func setUpP384(
+        for recipient: P384.KeyAgreement.PublicKey, recipientX963: [UInt8], info: [UInt8], ephemeralScalar: [UInt8]? = nil
+    ) throws -> (enc: [UInt8], exporterSecret: SymmetricKey) {
+        let (enc, dh) = try ephemeral(scalarSize: 48, fixed: ephemeralScalar) { raw in
+            let sk = try P384.KeyAgreement.PrivateKey(rawRepresentation: raw)
+            return (Array(sk.publicKey.x963Representation), try sk.sharedSecretFromKeyAgreement(with: recipient))
+        }
+        let schedule = keySchedule(SHA384.self, kemID: 0x0011, kdfID: 0x0002, secretSize: 48, dh: dh, enc: enc,
+                                   recipientX963: recipientX963, info: info)
+        return (enc, schedule.exporterSecret)
+    }
+
+    /// RFC 9180 §5.3 Export: `LabeledExpand(exporter_secret, "sec", exporter_context, L)`, for the ciphersuite of
+    /// `kemID`/`kdfID` (AEAD AES-256-GCM). What swift-crypto's `HPKE.Recipient.exportSecret` gives the receiver.
+    static func export<H: HashFunction>(
+        _: H.Type, kemID: UInt16, kdfID: UInt16, exporterSecret: SymmetricKey, context: [UInt8], count: Int
+    ) -> SymmetricKey {
+        let hpkeSuite = Array("HPKE".utf8) + be16(kemID) + be16(kdfID) + be16(aes256GCM)
+        return labeledExpand(H.self, suite: hpkeSuite, prk: exporterSecret, label: "sec", info: context, count: count)
     }
 
     /// LabeledExtract(salt, label, ikm) = HKDF-Extract(salt, "HPKE-v1" ‖ suite_id ‖ label ‖ ikm) (RFC 9180 §4), where
@@ -104,20 +159,22 @@ enum HPKESeal {
     /// the HashLen zero bytes RFC 5869 substitutes). The secret `ikm` goes into the HMAC without a copy.
     private static func labeledExtract<H: HashFunction>(
         _: H.Type, suite: [UInt8], salt: SymmetricKey, label: String, ikm: UnsafeRawBufferPointer
-    ) -> HashedAuthenticationCode<H> {
-        var mac = HMAC<H>(key: salt)
-        mac.update(data: Array("HPKE-v1".utf8) + suite + Array(label.utf8))
-        mac.update(data: ikm)
-        return mac.finalize()
+    ) -> SymmetricKey {
+        let mac = HMACState(hash(H.self), key: salt)
+        mac.update(Array("HPKE-v1".utf8) + suite + Array(label.utf8))
+        mac.update(ikm)
+        return mac.finalizeKey()
     }
 
     /// LabeledExpand(prk, label, info, L) = HKDF-Expand(prk, I2OSP(L, 2) ‖ "HPKE-v1" ‖ suite_id ‖ label ‖ info, L).
     private static func labeledExpand<H: HashFunction>(
-        _: H.Type, suite: [UInt8], prk: some ContiguousBytes, label: String, info: [UInt8], count: Int
+        _: H.Type, suite: [UInt8], prk: SymmetricKey, label: String, info: [UInt8], count: Int
     ) -> SymmetricKey {
         let labeled = be16(UInt16(count)) + Array("HPKE-v1".utf8) + suite + Array(label.utf8) + info
-        return HKDF<H>.expand(pseudoRandomKey: prk, info: labeled, outputByteCount: count)
+        return HMACState.expand(hash(H.self), prk: prk, info: labeled, count: count)
     }
+
+    private static func hash<H: HashFunction>(_: H.Type) -> HMACState.Hash { H.Digest.byteCount == 48 ? .sha384 : .sha256 }
 
     private static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
 }

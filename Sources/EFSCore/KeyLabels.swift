@@ -15,6 +15,8 @@ public enum KeyLabels {
     public static let streamXattr = Array("swift-efs v1 stream xattr".utf8)
     /// HPKE `info` used when wrapping a FEK for an EC recipient.
     public static let hpkeWrapInfo = Array("swift-efs v1 fek wrap".utf8)
+    /// HPKE `info` of a shared encapsulation, whose exporter wraps many FEKs (algorithms 4 and 5).
+    public static let hpkeSharedWrapInfo = Array("swift-efs v1 fek wrap shared".utf8)
 
     /// Associated-data prefix of every data block: "EFS1BLK" and a zero byte.
     public static let blockAADPrefix: [UInt8] = Array("EFS1BLK".utf8) + [0]

@@ -21,3 +21,10 @@ func _hpkeSealP256(recipientX963: [UInt8], ephemeralScalar: [UInt8], info: [UInt
     return try HPKESeal.sealP256(plaintext, for: key, recipientX963: recipientX963, info: info, aad: aad,
                                  ephemeralScalar: ephemeralScalar)
 }
+
+/// An unlocked EC key from its raw scalar (32 bytes: P-256, 48: P-384), for known-answer tests.
+func _ecUserKey(rawScalar: [UInt8]) throws -> UserPrivateKey {
+    rawScalar.count == 32
+        ? UserPrivateKey(.p256(try P256.KeyAgreement.PrivateKey(rawRepresentation: rawScalar)))
+        : UserPrivateKey(.p384(try P384.KeyAgreement.PrivateKey(rawRepresentation: rawScalar)))
+}

@@ -110,6 +110,10 @@ public struct UserPrivateKey: ~Copyable, Sendable {
                 raw = try Self.hpkeOpen(entry.wrappedKey, encSize: 65, key: k, suite: .P256_SHA256_AES_GCM_256, fileID: fileID)
             case (.p384(let k), .hpkeP384):
                 raw = try Self.hpkeOpen(entry.wrappedKey, encSize: 97, key: k, suite: .P384_SHA384_AES_GCM_256, fileID: fileID)
+            case (.p256(let k), .hpkeP256Shared):
+                raw = try Self.hpkeOpenShared(entry.wrappedKey, encSize: 65, key: k, suite: .P256_SHA256_AES_GCM_256, fileID: fileID)
+            case (.p384(let k), .hpkeP384Shared):
+                raw = try Self.hpkeOpenShared(entry.wrappedKey, encSize: 97, key: k, suite: .P384_SHA384_AES_GCM_256, fileID: fileID)
             default:
                 throw FormatError.authenticationFailed
             }
@@ -127,5 +131,21 @@ public struct UserPrivateKey: ~Copyable, Sendable {
             privateKey: key, ciphersuite: suite, info: Data(KeyLabels.hpkeWrapInfo),
             encapsulatedKey: Data(wrapped[0..<encSize]))
         return try r.open(wrapped[encSize...], authenticating: fileID.bytes)
+    }
+
+    /// Algorithms 4 and 5 (``SharedEncapsulation``): `enc ‖ wrap id ‖ ciphertext ‖ tag`, the key from the context's
+    /// exporter.
+    private static func hpkeOpenShared<SK: HPKEDiffieHellmanPrivateKey>(
+        _ wrapped: [UInt8], encSize: Int, key: SK, suite: HPKE.Ciphersuite, fileID: FileID
+    ) throws -> Data {
+        guard wrapped.count == SharedEncapsulation.wrappedSize(encSize: encSize) else { throw FormatError.authenticationFailed }
+        let idEnd = encSize + SharedEncapsulation.wrapIDSize
+        let r = try HPKE.Recipient(
+            privateKey: key, ciphersuite: suite, info: Data(KeyLabels.hpkeSharedWrapInfo),
+            encapsulatedKey: Data(wrapped[0..<encSize]))
+        let wrapKey = try r.exportSecret(context: fileID.bytes + wrapped[encSize..<idEnd], outputByteCount: 32)
+        let box = try AES.GCM.SealedBox(nonce: SharedEncapsulation.zeroNonce, ciphertext: wrapped[idEnd..<(idEnd + 32)],
+                                        tag: wrapped[(idEnd + 32)...])
+        return try AES.GCM.open(box, using: wrapKey, authenticating: fileID.bytes)
     }
 }

@@ -3,6 +3,7 @@
 
 import EFS
 import EFSCore
+import EFSSystem
 import EFSTestSupport
 import Foundation
 import SystemPackage
@@ -23,8 +24,8 @@ struct FixtureTests {
         return (dir, dst)
     }
 
-    func sums(_ root: FilePath) -> [String: String] {
-        let text = String(decoding: TestFiles.read(root.appending("v1/SHA256SUMS")), as: UTF8.self)
+    func sums(_ root: FilePath, _ name: String = "SHA256SUMS") -> [String: String] {
+        let text = String(decoding: TestFiles.read(root.appending("v1/\(name)")), as: UTF8.self)
         var out: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -47,6 +48,28 @@ struct FixtureTests {
         }
         #expect(try session.fileEncryptionStatus(at: root.appending("v1/volume/docs")) == .encrypted)
         #expect(try session.queryRecoveryAgents(at: root.appending("v1/volume/docs/hello.txt")).map(\.displayName) == ["recovery agent"])
+    }
+
+    /// `Fixtures/make-shared-fixtures.sh`: wrap algorithm 4, added to v1 on 2026-12-03.
+    @Test("alice and the recovery agent open the files wrapped from a shared encapsulation", arguments: ["alice-home", "ra-home"])
+    func opensShared(home: String) throws {
+        let (dir, root) = try copy()
+        _ = dir
+        let session = EFSSession(keyStore: KeyStore(root: root.appending("v1/\(home)")), passphrase: nil)
+        let expected = sums(root, "SHARED-SHA256SUMS")
+        #expect(expected.count == 2)
+        var encs = Set<[UInt8]>()
+        for (name, sum) in expected {
+            let path = root.appending("v1/volume/shared/\(name)")
+            #expect(sha256Hex(try session.open(at: path).read(at: 0, count: 1 << 20)) == sum, "\(name)")
+            let entries = try session.queryUsers(at: path) + session.queryRecoveryAgents(at: path)
+            #expect(entries.map(\.algorithm) == [.hpkeP256Shared, .hpkeP256Shared])
+            let fd = try Sys.open(path, .readOnly)
+            defer { Sys.close(fd) }
+            encs.insert(Array(try EncryptedFileInfo.read(fd, path: path).metadata.users[0].wrappedKey[0..<65]))
+        }
+        #expect(encs.count == 1, "the two files were encrypted by one command, from one encapsulation")
+        #expect(try session.fileEncryptionStatus(at: root.appending("v1/volume/shared")) == .encrypted)
     }
 
     @Test("corrupt fixtures are rejected with the named error", arguments: [
