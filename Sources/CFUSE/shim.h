@@ -70,11 +70,18 @@ static inline uint64_t *cfuse_init_unique_slot(void) {
     static _Thread_local uint64_t unique;
     return &unique;
 }
+static inline uint32_t *cfuse_init_offers_slot(void) {
+    static _Thread_local uint32_t offers;
+    return &offers;
+}
 static inline uint64_t *cfuse_kill_suidgid_slot(void) {
     static _Thread_local uint64_t node;
     return &node;
 }
 #define cfuse_init_unique (*cfuse_init_unique_slot())
+#define cfuse_init_offers (*cfuse_init_offers_slot())
+#define CFUSE_OFFERS_KILLPRIV_V2 1u
+#define CFUSE_OFFERS_IO_URING 2u
 #define cfuse_kill_suidgid_node (*cfuse_kill_suidgid_slot())
 
 // Whether the 32-bit flag word at `offset` of a request's argument has `bit` set (false if the argument is shorter).
@@ -101,6 +108,8 @@ static inline int cfuse_asks_kill_suidgid(const struct fuse_in_header *h, const 
     }
 }
 
+#include "uring.h"
+
 static inline ssize_t cfuse_io_read(int fd, void *buf, size_t len, void *userdata) {
     (void)userdata;
     ssize_t n = read(fd, buf, len);
@@ -111,37 +120,77 @@ static inline ssize_t cfuse_io_read(int fd, void *buf, size_t len, void *userdat
     const char *arg = (const char *)buf + sizeof h;
     size_t arglen = (size_t)n - sizeof h;
     if (h.opcode == FUSE_INIT) {
-        // fuse_init_in starts major, minor, max_readahead, flags (32 bits each); the flag needs protocol 7.33.
+        // fuse_init_in starts major, minor, max_readahead, flags (32 bits each); KILLPRIV_V2 needs protocol 7.33.
+        // flags2 (FUSE_OVER_IO_URING) counts only with FUSE_INIT_EXT.
         uint32_t version[2] = {0, 0};
         if (arglen >= sizeof version) memcpy(version, arg, sizeof version);
+        uint32_t offers = 0;
         if (version[0] == 7 && version[1] >= 33 &&
             cfuse_flag_set(arg, arglen, offsetof(struct fuse_init_in, flags), FUSE_HANDLE_KILLPRIV_V2)) {
-            cfuse_init_unique = h.unique;
+            offers |= CFUSE_OFFERS_KILLPRIV_V2;
         }
+        if (version[0] == 7 && cfuse_flag_set(arg, arglen, offsetof(struct fuse_init_in, flags), FUSE_INIT_EXT) &&
+            cfuse_flag_set(arg, arglen, offsetof(struct fuse_init_in, flags2), CFUSE_OVER_IO_URING_FLAGS2)) {
+            offers |= CFUSE_OFFERS_IO_URING;
+        }
+        cfuse_init_unique = h.unique;
+        cfuse_init_offers = offers;
     } else if (cfuse_asks_kill_suidgid(&h, arg, arglen)) {
         cfuse_kill_suidgid_node = h.nodeid;
     }
     return n;
 }
 
+// Sets `bits` in the 32-bit word at `offset` of a reply argument (if the argument is that long).
+static inline void cfuse_reply_set_flags(struct iovec *arg, size_t offset, uint32_t bits) {
+    if (arg->iov_len < offset + 4) return;
+    uint32_t f;
+    memcpy(&f, (char *)arg->iov_base + offset, 4);
+    f |= bits;
+    memcpy((char *)arg->iov_base + offset, &f, 4);
+}
+
+static inline uint32_t cfuse_reply_word(const struct iovec *arg, size_t offset, size_t size) {
+    uint32_t w = 0;
+    if (arg->iov_len >= offset + size) memcpy(&w, (const char *)arg->iov_base + offset, size);
+    return w;
+}
+
 static inline ssize_t cfuse_io_writev(int fd, struct iovec *iov, int count, void *userdata) {
     (void)userdata;
-    if (cfuse_init_unique != 0 && count >= 2 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
-        struct fuse_out_header out;
-        memcpy(&out, iov[0].iov_base, sizeof out);
-        if (out.unique == cfuse_init_unique) {
-            cfuse_init_unique = 0;
-            // fuse_init_out starts major, minor, max_readahead, flags (32 bits each).
-            if (out.error == 0 && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + 4) {
-                char *flags = (char *)iov[1].iov_base + offsetof(struct fuse_init_out, flags);
-                uint32_t f;
-                memcpy(&f, flags, 4);
-                f |= FUSE_HANDLE_KILLPRIV_V2;
-                memcpy(flags, &f, 4);
-            }
-        }
+    ssize_t taken = cfuse_uring_take_reply(iov, count);
+    if (taken >= 0) return taken;
+    if (cfuse_init_unique == 0 || count < 1 || iov[0].iov_len != sizeof(struct fuse_out_header)) {
+        return writev(fd, iov, count);
     }
-    return writev(fd, iov, count);
+    struct fuse_out_header out;
+    memcpy(&out, iov[0].iov_base, sizeof out);
+    if (out.unique != cfuse_init_unique) return writev(fd, iov, count);
+    cfuse_init_unique = 0;
+    // fuse_init_out starts major, minor, max_readahead, flags (32 bits each).
+    int ok = out.error == 0 && count >= 2 && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + 4;
+    int uring = ok && (cfuse_init_offers & CFUSE_OFFERS_IO_URING) &&
+                iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + 4 && cfuse_uring_can_offer();
+    size_t payload = 0;
+    if (ok && (cfuse_init_offers & CFUSE_OFFERS_KILLPRIV_V2)) {
+        cfuse_reply_set_flags(&iov[1], offsetof(struct fuse_init_out, flags), FUSE_HANDLE_KILLPRIV_V2);
+    }
+    if (uring) {
+        cfuse_reply_set_flags(&iov[1], offsetof(struct fuse_init_out, flags), FUSE_INIT_EXT);
+        cfuse_reply_set_flags(&iov[1], offsetof(struct fuse_init_out, flags2), CFUSE_OVER_IO_URING_FLAGS2);
+        // The entries' payload buffers must hold the kernel's largest request: max(8 KiB, max_write, max_pages
+        // pages), where max_pages is 32 pages unless the reply sets FUSE_MAX_PAGES.
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t max_write = cfuse_reply_word(&iov[1], offsetof(struct fuse_init_out, max_write), 4);
+        size_t max_pages = cfuse_reply_word(&iov[1], offsetof(struct fuse_init_out, max_pages), 2);
+        payload = 8192;
+        if (max_write > payload) payload = max_write;
+        if (max_pages * page > payload) payload = max_pages * page;
+        if (32 * page > payload) payload = 32 * page;
+    }
+    ssize_t n = writev(fd, iov, count);
+    cfuse_uring_init_done(uring && n >= 0, payload);
+    return n;
 }
 
 /// Routes the session's requests and replies through the functions above. Call after fuse_session_mount and

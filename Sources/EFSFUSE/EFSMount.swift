@@ -80,6 +80,9 @@ public enum EFSMount {
             // fuse_daemonize changes to "/": keep an absolute name of the mount point (taken before the mount, so
             // resolving it asks nothing of this file system).
             let absoluteMountpoint = (try? Sys.realpath(mountpoint)) ?? mountpoint
+            if options.ioURing == .on && !options.singleThreaded && !kernelAllowsIOURing() {
+                throw EFSError(.notSupported, "FUSE over io_uring is off in this kernel (Linux 6.14 or later: echo Y > /sys/module/fuse/parameters/enable_uring)")
+            }
             let mounted = mountpoint.withPlatformString { fuse_session_mount(se, $0) }
             guard mounted == 0 else { throw EFSError(.ioError, "cannot mount on \(mountpoint) (see the message above)") }
             defer { fuse_session_unmount(se) }
@@ -94,10 +97,17 @@ public enum EFSMount {
                     try? keep.close()
                 }
             }
+            // After the fork (threads do not survive it), before the loop reads INIT.
+            var ringThreads = 0
+            if !options.singleThreaded && options.ioURing != .off {
+                ringThreads = startRingQueues(se, perCPU: options.ringThreadsPerCPU, onlyIfFaster: options.ioURing == .auto)
+                if ringThreads == 0 && options.ioURing == .on {
+                    throw EFSError(.notSupported, "cannot take requests through io_uring on this kernel")
+                }
+            }
+            defer { stopRingQueues() }
             ready()
-            // After daemonizing (threads do not survive the fork), from another thread: the stat it needs is a
-            // request the loop below must serve.
-            DispatchQueue.global().async { raiseReadahead(absoluteMountpoint) }
+            raiseReadahead(absoluteMountpoint)
             let pruner = Pruner(session: se, fileSystem: userdata.takeUnretainedValue(), fileLimit: fileLimit)
             defer { pruner.stop() }
             let config = fuse_loop_cfg_create()
@@ -105,6 +115,14 @@ public enum EFSMount {
             fuse_loop_cfg_set_max_threads(config, UInt32(options.maximumThreads))
             fuse_loop_cfg_set_idle_threads(config, UInt32(min(options.maximumThreads, 10)))
             let rc = options.singleThreaded ? fuse_session_loop(se) : cfuse_session_loop_mt(se, config)
+            // The ring threads serve until stopped: stop them before the files close.
+            if ringThreads > 0 {
+                if options.debug {
+                    let policy = ringQueuePolicy()
+                    options.log("\(servingRingQueues()) of \(ringThreads) io_uring threads served requests; policy \(policy.idle ? "idle, moved to normal \(policy.promotions) times" : "normal")")
+                }
+                stopRingQueues()
+            }
             userdata.takeUnretainedValue().encrypted.closeAll()
             if rc < 0 { throw EFSError(.ioError, "the file system stopped with error \(-rc)") }
         }
@@ -114,14 +132,50 @@ public enum EFSMount {
     /// at the block layer's default of 128 KiB, so sequential reads arrive as 128 KiB requests; bigger ones let the
     /// daemon decrypt on both cores per request.
     private static func raiseReadahead(_ mountpoint: FilePath) {
-        guard let st = try? Sys.stat(mountpoint) else { return }
-        let dev = st.device
-        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff))
-        let minor = (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff))
-        let knob = FilePath("/sys/class/bdi/\(major):\(minor)/read_ahead_kb")
+        guard let device = mountedDevice(mountpoint) else { return }
+        let knob = FilePath("/sys/class/bdi/\(device)/read_ahead_kb")
         guard let fd = try? Sys.open(knob, .writeOnly) else { return }
         defer { Sys.close(fd) }
         try? Sys.writeAll(fd, Array("1024\n".utf8))
+    }
+
+    /// "MAJOR:MINOR" of the file system mounted on `mountpoint` (the last such mount), from /proc/self/mountinfo
+    /// (proc(5): field 3, and field 5 with space, tab, newline and backslash as octal escapes). Not stat(2): that
+    /// would be a request to this very mount, and a thread of the daemon waiting on its own mount can keep the
+    /// dying daemon from ever closing /dev/fuse (the request, once handed to a ring thread that is gone, is waited
+    /// for uninterruptibly).
+    static func mountedDevice(_ mountpoint: FilePath, mountinfo: [UInt8]? = nil) -> String? {
+        var text = mountinfo ?? []
+        if mountinfo == nil {
+            guard let fd = try? Sys.open(FilePath("/proc/self/mountinfo"), .readOnly) else { return nil }
+            defer { Sys.close(fd) }
+            while let chunk = try? Sys.read(fd, count: 65536), !chunk.isEmpty, text.count < 64 << 20 { text += chunk }
+        }
+        let target = Array(mountpoint.string.utf8)
+        var found: String?
+        for line in text.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+            guard fields.count > 4, unescapeMountField(fields[4]) == target else { continue }
+            found = String(decoding: fields[2], as: UTF8.self)
+        }
+        return found
+    }
+
+    private static func unescapeMountField(_ field: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = field.startIndex
+        while i < field.endIndex {
+            let c = field[i]
+            if c == UInt8(ascii: "\\"), field.endIndex - i >= 4,
+               let v = UInt8(String(decoding: field[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(v)
+                i += 4
+            } else {
+                out.append(c)
+                i += 1
+            }
+        }
+        return out
     }
 
     /// A C copy of a string, freed with `deallocate()`.
@@ -131,6 +185,16 @@ public enum EFSMount {
         p.initialize(from: utf8, count: utf8.count)
         return p
     }
+}
+
+/// When ``EFSMount`` takes requests through io_uring.
+public enum IOURingMode: String, Sendable, CaseIterable {
+    /// When the kernel allows it.
+    case auto
+    /// Always: the mount fails where the kernel does not allow it.
+    case on
+    /// Never: /dev/fuse only.
+    case off
 }
 
 /// How ``EFSMount`` runs.
@@ -145,6 +209,12 @@ public struct MountOptions: Sendable {
     public var singleThreaded = false
     /// Most worker threads of the multithreaded loop.
     public var maximumThreads = 16
+    /// Whether requests come through io_uring (FUSE over io_uring, Linux 6.14 and later, when the `fuse.enable_uring`
+    /// module parameter is on) instead of read(2) and writev(2) on /dev/fuse: one request in flight per ring thread,
+    /// served on the CPU that sent it, without the device's shared queue.
+    public var ioURing: IOURingMode = .auto
+    /// Ring threads for each CPU (each serves one request at a time).
+    public var ringThreadsPerCPU = 2
     /// Where one-line messages go: standard error by default.
     public var log: @Sendable (String) -> Void = { message in
         var line = "efs mount: " + message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ") + "\n"

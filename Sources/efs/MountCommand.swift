@@ -32,6 +32,9 @@ struct MountCommand: ParsableCommand {
     @Option(name: .customShort("o"), help: ArgumentHelp("Mount options, comma-separated: allow_other, ro, … (may repeat).", valueName: "OPTIONS"))
     var options: [String] = []
 
+    @Option(name: .customLong("io-uring"), help: ArgumentHelp("Take requests through io_uring: auto (when the kernel allows it: Linux 6.14 or later with fuse.enable_uring on), on, off.", valueName: "WHEN"))
+    var ioURing: IOURingMode = .auto
+
     @Flag(help: .hidden)
     var debug = false
 
@@ -65,6 +68,7 @@ struct MountCommand: ParsableCommand {
             var mountOptions = MountOptions()
             mountOptions.foreground = foreground
             mountOptions.debug = debug
+            mountOptions.ioURing = ioURing
             mountOptions.fuseOptions = options.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
             // Again in the serving process: mlockall is not inherited across the fork into the background.
             try EFSMount.run(volume: FilePath(volume), at: FilePath(mountpoint), session: session, options: mountOptions) {
@@ -73,3 +77,5 @@ struct MountCommand: ParsableCommand {
         }
     }
 }
+
+extension IOURingMode: ExpressibleByArgument {}

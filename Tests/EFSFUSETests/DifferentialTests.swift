@@ -17,12 +17,15 @@ import Testing
 /// number and the operations before it, so it can be replayed.
 @Suite("efs mount: differential (fsx)", .enabled(if: FUSE.isAvailable, "needs /dev/fuse and fusermount3"))
 struct DifferentialTests {
-    @Test("seeded writes, appends, reads, truncates, punches, renames and links match ext4 byte for byte")
-    func differential() throws {
+    /// The mount's default channel (io_uring where the kernel allows it, as in CI), then /dev/fuse alone with
+    /// another seed and half the operations.
+    @Test("seeded writes, appends, reads, truncates, punches, renames and links match ext4 byte for byte",
+          arguments: [(channel: "auto", share: 1), (channel: "off", share: 2)])
+    func differential(_ run: (channel: String, share: Int)) throws {
         let env = ProcessInfo.processInfo.environment
-        let count = env["EFS_FSX_OPS"].flatMap { Int($0) } ?? 100_000
-        let seed = env["EFS_FSX_SEED"].flatMap { UInt64($0, radix: 16) } ?? 0x5EED_0EF5
-        let m = try MountedVolume()
+        let count = (env["EFS_FSX_OPS"].flatMap { Int($0) } ?? 100_000) / run.share
+        let seed = (env["EFS_FSX_SEED"].flatMap { UInt64($0, radix: 16) } ?? 0x5EED_0EF5) &+ UInt64(run.share - 1)
+        let m = try MountedVolume(options: ["--io-uring", run.channel])
         defer { m.unmount() }
         let ref = m.dir.appending("ref")
         try FileManager.default.createDirectory(atPath: ref.string, withIntermediateDirectories: false)
@@ -38,7 +41,7 @@ struct DifferentialTests {
             #expect(f.size == UInt64(expected.count), "\(name): size through the library")
             #expect(TestFiles.same(try f.read(at: 0, count: expected.count + 1), expected), "\(name): bytes through the library")
         }
-        print("fsx: \(count) operations, seed \(String(seed, radix: 16)): \(tester.summary)")
+        print("fsx (--io-uring \(run.channel)): \(count) operations, seed \(String(seed, radix: 16)): \(tester.summary)")
     }
 }
 

@@ -133,6 +133,9 @@ final class MountedVolume: @unchecked Sendable {
     /// What the mount wrote to standard error.
     var log: String { (try? String(contentsOfFile: logPath.string, encoding: .utf8)) ?? "" }
 
+    /// The daemon's process id (of `efs mount` itself unless `servedBy` or a `daemonPrefix` wraps it).
+    var daemonPID: Int32 { process.processIdentifier }
+
     /// Unmounts (lazily if a plain unmount fails) and waits for the daemon to exit. Safe to call twice.
     func unmount() {
         if unmounted { return }

@@ -36,6 +36,7 @@ options:
   --no-warm            skip touching fresh pages before the write rows (see README: balloon free page reporting)
   --perf DIR           record `perf record -g` of the efs daemon during each efs row into DIR (kept), with reports
   --keep               keep the scratch directory (everything is still unmounted)
+  --io-uring WHEN      efs mount --io-uring WHEN: auto (default), on or off (the kernel's fuse.enable_uring must be on for io_uring)
   -h, --help           this text
 EOF
 }
@@ -59,6 +60,7 @@ VERIFY=1
 WARM=1
 PERF_DIR=""
 KEEP=0
+IO_URING=auto
 
 die() { echo "run.sh: $*" >&2; exit 2; }
 need_arg() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
@@ -80,6 +82,7 @@ while [[ $# -gt 0 ]]; do
         --no-warm) WARM=0; shift ;;
         --perf) need_arg "$@"; PERF_DIR=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --io-uring) need_arg "$@"; IO_URING=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option $1" ;;
     esac
@@ -286,6 +289,7 @@ if [[ -n ${WANT_TARGET[efs]:-} ]]; then
     echo "efs: $EFS_BIN ($("$EFS_BIN" --version), built $(date -r "$EFS_BIN" '+%F %T'), repository at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [[ -n $(git -C "$REPO" status --porcelain -- Sources Package.swift 2>/dev/null) ]] && echo ' + uncommitted changes'))"
 fi
 echo "sizes: sequential $(human "$SIZE"), random $(human "$RAND_SIZE") for ${RAND_SECONDS} s per direction"
+echo "FUSE over io_uring: kernel fuse.enable_uring=$(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null || echo absent), efs mount --io-uring $IO_URING"
 echo
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -334,7 +338,7 @@ for t in "${TARGETS[@]}"; do
         mkdir "$S/efs/vol/secret"
         "$EFS_BIN" encrypt "$S/efs/vol/secret" || die "efs encrypt of the directory failed"
         s0=$EPOCHREALTIME
-        "$EFS_BIN" mount --foreground "$S/efs/vol" "$S/efs/mnt" >"$S/efs/mount.log" 2>&1 &
+        "$EFS_BIN" mount --foreground --io-uring "$IO_URING" "$S/efs/vol" "$S/efs/mnt" >"$S/efs/mount.log" 2>&1 &
         DAEMON_PID[efs]=$!
         DAEMONS+=("$!")
         MOUNTS+=("$S/efs/mnt")
