@@ -116,6 +116,7 @@ struct cfuse_uring_state {
     pthread_t guard;
     int guard_started;
     _Atomic int promotions;  // times the guard moved the threads to SCHED_OTHER
+    _Atomic int promoted;    // the guard has them at SCHED_OTHER now
 };
 
 // Function-local statics, like the slots in shim.h: every function here is emitted in the one Swift file that
@@ -138,8 +139,31 @@ static inline int cfuse_uring_kernel_allows(void) {
     return n == 1 && (c == 'Y' || c == 'y' || c == '1');
 }
 
-// The number of possible CPUs (num_possible_cpus, the kernel's queue count): one more than the highest id in
-// /sys/devices/system/cpu/possible ("0-1", "0,2-5", …), or -1.
+// The number of possible CPUs (num_possible_cpus, the kernel's queue count): the CPUs listed in
+// /sys/devices/system/cpu/possible ("0-1", "0,2-5", …, ending in a newline or not), or -1 if the list is malformed.
+static inline int cfuse_count_cpu_list(const char *text) {
+    long count = 0, value = -1, from = -1;
+    for (const char *p = text; ; p++) {
+        if (*p >= '0' && *p <= '9') {
+            value = (value < 0 ? 0 : value * 10) + (*p - '0');
+            if (value > 100000) return -1;
+            continue;
+        }
+        if (*p == '-' && value >= 0 && from < 0) {
+            from = value;
+            value = -1;
+            continue;
+        }
+        if (value < 0) return -1;
+        if (from >= 0 && value < from) return -1;
+        count += from >= 0 ? value - from + 1 : 1;
+        from = value = -1;
+        if (*p == 0 || *p == '\n') break;
+        if (*p != ',') return -1;
+    }
+    return count > 0 && count <= 100000 ? (int)count : -1;
+}
+
 static inline int cfuse_possible_cpus(void) {
     int fd = open("/sys/devices/system/cpu/possible", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
@@ -148,30 +172,18 @@ static inline int cfuse_possible_cpus(void) {
     close(fd);
     if (n <= 0) return -1;
     text[n] = 0;
-    long highest = -1, value = -1;
-    for (char *p = text; ; p++) {
-        if (*p >= '0' && *p <= '9') {
-            value = (value < 0 ? 0 : value * 10) + (*p - '0');
-            if (value > 100000) return -1;
-        } else {
-            if (value > highest) highest = value;
-            value = -1;
-            if (*p == 0 || *p == '\n') break;
-            if (*p != ',' && *p != '-') return -1;
-        }
-    }
-    return highest < 0 ? -1 : (int)highest + 1;
+    return cfuse_count_cpu_list(text);
 }
 
+// Closes the ring. The payload buffer stays until the thread has been joined (cfuse_uring_stop): a request the
+// kernel had already handed to the entry is copied into it in the thread's context, up to its last system call.
 static inline void cfuse_ring_unmap(struct cfuse_ring *r) {
     if (r->sqes) munmap(r->sqes, r->sqes_len);
     if (r->ring_map) munmap(r->ring_map, r->ring_map_len);
     if (r->fd >= 0) close(r->fd);
-    free(r->buffer);
     r->sqes = NULL;
     r->ring_map = NULL;
     r->fd = -1;
-    r->buffer = NULL;
 }
 
 // Makes the ring (on the thread that will submit to it: IORING_SETUP_SINGLE_ISSUER). 0 or a negative errno.
@@ -241,6 +253,24 @@ static inline int cfuse_ring_wait(struct cfuse_ring *r, int ms, int *res) {
     return 1;
 }
 
+#define CFUSE_SCHED_OTHER 0
+#define CFUSE_SCHED_IDLE 5
+
+static inline int cfuse_set_policy(pid_t tid, int policy) {
+    struct sched_param sp;
+    memset(&sp, 0, sizeof sp);
+    return (int)syscall(__NR_sched_setscheduler, tid, policy, &sp);
+}
+
+// A READ or WRITE of 64 KiB or more (fuse_read_in: fh, offset, then the 32-bit size).
+static inline int cfuse_uring_long_request(const struct fuse_in_header *in, const char *arg, size_t arglen, size_t payload) {
+    if (in->opcode == FUSE_WRITE) return payload >= 65536;
+    if (in->opcode != FUSE_READ || arglen < offsetof(struct fuse_read_in, size) + 4) return 0;
+    uint32_t size;
+    memcpy(&size, arg + offsetof(struct fuse_read_in, size), 4);
+    return size >= 65536;
+}
+
 // Serves the request in the entry: rebuilds read(2)'s layout in front of the payload, lets libfuse dispatch it,
 // and leaves the reply (or EIO when there was none) in the entry.
 static inline void cfuse_ring_serve(struct cfuse_ring *r, struct fuse_session *se) {
@@ -264,9 +294,17 @@ static inline void cfuse_ring_serve(struct cfuse_ring *r, struct fuse_session *s
         buf.size = sizeof in + op_len + payload;
         buf.mem = start;
         buf.fd = -1;
+        // Long requests (reads and writes of 64 KiB or more: a millisecond of work) run at the normal policy, so
+        // the kernel's own threads (writeback, a loop device) do not hold them up; a preemption costs nothing next
+        // to them. Short ones stay at the idle policy (see Scheduling), unless the guard has promoted every thread.
+        struct cfuse_uring_state *st = cfuse_uring();
+        int long_request = st->idle_policy && cfuse_uring_long_request(&in, start + sizeof in, op_len + payload, payload) &&
+                           !atomic_load_explicit(&st->promoted, memory_order_relaxed);
+        if (long_request) (void)cfuse_set_policy(0, CFUSE_SCHED_OTHER);
         *cfuse_uring_current_slot() = r;
         fuse_session_process_buf(se, &buf);
         *cfuse_uring_current_slot() = NULL;
+        if (long_request && !atomic_load_explicit(&st->promoted, memory_order_relaxed)) (void)cfuse_set_policy(0, CFUSE_SCHED_IDLE);
         cfuse_kill_suidgid_node = 0;
     }
     if (!r->replied) {
@@ -319,14 +357,6 @@ static inline ssize_t cfuse_uring_take_reply(const struct iovec *iov, int count)
 // waiting for a CPU, and then every ring thread goes to SCHED_OTHER for a while (see cfuse_uring_guard). Going
 // back from SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE ≥ 20: without it the threads are not made SCHED_IDLE.
 
-#define CFUSE_SCHED_OTHER 0
-#define CFUSE_SCHED_IDLE 5
-
-static inline int cfuse_set_policy(pid_t tid, int policy) {
-    struct sched_param sp;
-    memset(&sp, 0, sizeof sp);
-    return (int)syscall(__NR_sched_setscheduler, tid, policy, &sp);
-}
 
 static inline void *cfuse_policy_probe(void *arg) {
     int *ok = arg;
@@ -413,6 +443,7 @@ static inline void *cfuse_uring_guard(void *arg) {
         }
         if (change >= 0) {
             promoted = change == CFUSE_SCHED_OTHER;
+            atomic_store(&st->promoted, promoted);
             if (promoted) atomic_fetch_add(&st->promotions, 1);
             for (int i = 0; i < st->count; i++) {
                 if (st->rings[i].started && st->rings[i].tid != 0) (void)cfuse_set_policy(st->rings[i].tid, change);
@@ -449,7 +480,18 @@ static inline void *cfuse_ring_thread(void *arg) {
 
     if (run) {
         r->buffer = aligned_alloc(4096, CFUSE_URING_GAP + payload_size);
-        run = r->buffer != NULL;
+        if (!r->buffer) {
+            // The kernel holds every request back until each queue has an entry or a REGISTER was refused: have
+            // this one refused (a payload buffer of 0 bytes), which turns io_uring off for the connection.
+            r->iov[0].iov_base = &r->header;
+            r->iov[0].iov_len = sizeof r->header;
+            r->iov[1].iov_base = &r->header;
+            r->iov[1].iov_len = 0;
+            cfuse_ring_queue_cmd(r, st->devfd, CFUSE_URING_CMD_REGISTER, 0);
+            int res = 0;
+            (void)cfuse_ring_wait(r, 1000, &res);
+            run = 0;
+        }
     }
     if (run) {
         r->payload_size = payload_size;
@@ -495,6 +537,11 @@ static inline void *cfuse_ring_thread(void *arg) {
         }
     }
     cfuse_ring_unmap(r);
+    // Until cfuse_uring_stop: the guard may still look at (and set the policy of) this thread's id, which must not
+    // be another thread's by then.
+    pthread_mutex_lock(&st->lock);
+    while (st->phase != CFUSE_URING_STOP) pthread_cond_wait(&st->changed, &st->lock);
+    pthread_mutex_unlock(&st->lock);
     return NULL;
 }
 
@@ -508,6 +555,8 @@ static inline int cfuse_uring_prepare(struct fuse_session *se, int per_queue, in
     // no guessing, the count comes from the kernel's own list (or io_uring is not used).
     int cpus = cfuse_possible_cpus();
     if (cpus < 1 || cpus > 256) return 0;
+    // At most 128 threads, fewer per queue on machines with many CPUs (never fewer than one per CPU).
+    if (cpus * per_queue > 128) per_queue = 128 / cpus > 0 ? 128 / cpus : 1;
     int count = cpus * per_queue;
     int me_runnable = 0;
     unsigned long long me_ticks = 0;
@@ -550,6 +599,7 @@ static inline int cfuse_uring_prepare(struct fuse_session *se, int per_queue, in
         pthread_cond_broadcast(&st->changed);
         pthread_mutex_unlock(&st->lock);
         for (int i = 0; i < count; i++) if (rings[i].started) pthread_join(rings[i].thread, NULL);
+        for (int i = 0; i < count; i++) free(rings[i].buffer);
         free(rings);
         st->rings = NULL;
         return 0;
@@ -586,7 +636,8 @@ static inline int cfuse_uring_serving(void) { return atomic_load(&cfuse_uring()-
 static inline int cfuse_uring_idle_policy(void) { return cfuse_uring()->idle_policy; }
 static inline int cfuse_uring_promotions(void) { return atomic_load(&cfuse_uring()->promotions); }
 
-/// Ends the threads (after the unmount, which completes their commands) and frees the rings.
+/// Ends the threads (each finishes and delivers the request it is serving; requests the kernel sends after that
+/// wait for the unmount, which ends them) and frees the rings and buffers.
 static inline void cfuse_uring_stop(void) {
     struct cfuse_uring_state *st = cfuse_uring();
     pthread_mutex_lock(&st->lock);
@@ -602,6 +653,7 @@ static inline void cfuse_uring_stop(void) {
     pthread_mutex_lock(&st->lock);
     st->rings = NULL;
     pthread_mutex_unlock(&st->lock);
+    for (int i = 0; i < count; i++) free(rings[i].buffer);
     free(rings);
 }
 

@@ -213,8 +213,10 @@ public struct MountOptions: Sendable {
     /// module parameter is on) instead of read(2) and writev(2) on /dev/fuse: one request in flight per ring thread,
     /// served on the CPU that sent it, without the device's shared queue.
     public var ioURing: IOURingMode = .auto
-    /// Ring threads for each CPU (each serves one request at a time).
-    public var ringThreadsPerCPU = 2
+    /// Ring threads for each CPU (each serves one request at a time; fewer past 32 CPUs, at least one). The kernel puts a
+    /// request on the queue of the CPU its process runs on, readahead included: four let one sequential reader
+    /// keep several backing reads going (two gave 459–822 MB/s on row 2 of `bench/mount/run.sh`, four 912–1040).
+    public var ringThreadsPerCPU = 4
     /// Where one-line messages go: standard error by default.
     public var log: @Sendable (String) -> Void = { message in
         var line = "efs mount: " + message.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ") + "\n"
