@@ -44,6 +44,10 @@ public final class EFSSession: Sendable {
     /// Wraps the FEKs of new files (shared encapsulations for EC certificates).
     let wrapping = KeyWrapping()
 
+    /// Zeroes the key material kept for wrapping new files' keys (shared HPKE encapsulations) once it has aged out
+    /// (60 s) or been used up (1,024 files). Long-lived users of a session (the mount) call it periodically.
+    public func releaseExpiredWrappingKeys() { wrapping.releaseExpired() }
+
     /// - Parameters:
     ///   - passphrase: called when an encrypted private key must be unlocked; nil means only unencrypted keys work.
     ///   - maximumAttempts: tries per key before failing with ``EFSError/Code/wrongPassphrase``.

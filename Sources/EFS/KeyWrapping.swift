@@ -35,11 +35,12 @@ final class KeyWrapping: Sendable {
 
     /// The DDF or DRF entry of `fek` for `certificate`.
     func wrap(_ fek: FileEncryptionKey, for certificate: EFSCertificate) throws(FormatError) -> KeyEntry {
-        if certificate.algorithm == .rsaOAEPSHA256 { return try certificate.wrap(fek) }
         let now = ContinuousClock.now
+        // Drop what has aged out or is used up first, RSA wraps included: an exporter secret opens every FEK wrapped
+        // from it, so none is kept past its use. (An idle session relies on ``releaseExpired()``.)
+        releaseExpired(now)
+        if certificate.algorithm == .rsaOAEPSHA256 { return try certificate.wrap(fek) }
         let reused = shared.withLock { all -> SharedEncapsulation? in
-            // Drop what has aged out, so no exporter secret outlives its lifetime by more than one call.
-            for (t, s) in all where now - s.made >= lifetime { all[t] = nil }
             guard var s = all[certificate.thumbprint], s.uses < maximumUses,
                   s.encapsulation.certificate == certificate else { return nil }
             s.uses += 1
@@ -51,6 +52,14 @@ final class KeyWrapping: Sendable {
         guard let made = try certificate.sharedEncapsulation() else { return try certificate.wrap(fek) }
         shared.withLock { $0[certificate.thumbprint] = Shared(encapsulation: made, made: now, uses: 1) }
         return try made.wrap(fek)
+    }
+
+    /// Releases (and so zeroes) the encapsulations that have aged out or reached ``maximumUses``. The mount calls
+    /// this every 0.2 s, so an idle mount holds no exporter secret for longer than ``lifetime`` plus that.
+    func releaseExpired(_ now: ContinuousClock.Instant = .now) {
+        shared.withLock { all in
+            all = all.filter { now - $0.value.made < lifetime && $0.value.uses < maximumUses }
+        }
     }
 
     /// Encapsulations held now (tests).

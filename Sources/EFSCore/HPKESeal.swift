@@ -4,7 +4,9 @@
 import Crypto
 import Foundation
 
-/// The sender side of HPKE (RFC 9180) as swift-efs wraps a FEK: base mode, one `seal` with sequence number 0, for
+/// The sender side of HPKE (RFC 9180) as swift-efs wraps a FEK: base mode, one `seal` with sequence number 0
+/// (algorithms 2 and 3), or a context set up once whose exporter derives each file's wrapping key (`setUpP256`,
+/// `setUpP384`, `export`: algorithms 4 and 5, ``SharedEncapsulation``), for
 /// DHKEM(P-256, HKDF-SHA256) with HKDF-SHA256 and for DHKEM(P-384, HKDF-SHA384) with HKDF-SHA384, both with
 /// AES-256-GCM (file-format.md §4.3). The output is `enc ‖ ciphertext ‖ tag`, as swift-crypto's
 /// `HPKE.Sender(recipientKey:ciphersuite:info:)` followed by `seal(_:authenticating:)` gives it.

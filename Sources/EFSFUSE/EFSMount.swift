@@ -252,6 +252,7 @@ final class Pruner: @unchecked Sendable {
         defer { done.signal() }
         while running.load(ordering: .relaxed) {
             _ = wake.wait(timeout: .now() + 0.2)
+            fileSystem.session.releaseExpiredWrappingKeys()
             guard running.load(ordering: .relaxed), fileSystem.nodes.count > high else { continue }
             for (parent, name) in fileSystem.nodes.pruneCandidates(keeping: low) where running.load(ordering: .relaxed) {
                 _ = name.withCString { fuse_lowlevel_notify_inval_entry(session, parent, $0, name.utf8.count) }

@@ -61,6 +61,29 @@ struct KeyWrappingTests {
         #expect(byAge.heldCount == 1)
     }
 
+    @Test("an encapsulation is released once aged out or used up, with no EC wrap after it: by releaseExpired (the mount's tick) or an RSA wrap")
+    func releasedWithoutFurtherUse() throws {
+        let f = try Fixture()
+        let cert = f.alice.certificate
+        let byAge = KeyWrapping(lifetime: .seconds(1))
+        _ = try byAge.wrap(FileEncryptionKey.generate(fileID: .random()), for: cert)
+        byAge.releaseExpired()
+        #expect(byAge.heldCount == 1, "still young")
+        Thread.sleep(forTimeInterval: 1.1)
+        byAge.releaseExpired()
+        #expect(byAge.heldCount == 0)
+        let byCount = KeyWrapping(maximumUses: 1)
+        _ = try byCount.wrap(FileEncryptionKey.generate(fileID: .random()), for: cert)
+        byCount.releaseExpired()
+        #expect(byCount.heldCount == 0, "used up")
+        let rsa = try f.alice.store.generateKey(name: "alice-rsa", kind: .rsa(bits: 2048), recoveryAgent: false, passphrase: nil)
+        let beforeRSA = KeyWrapping(lifetime: .seconds(1))
+        _ = try beforeRSA.wrap(FileEncryptionKey.generate(fileID: .random()), for: cert)
+        Thread.sleep(forTimeInterval: 1.1)
+        _ = try beforeRSA.wrap(FileEncryptionKey.generate(fileID: .random()), for: rsa)
+        #expect(beforeRSA.heldCount == 0, "an RSA wrap releases what has aged out")
+    }
+
     @Test("after 'efs key use' a create gets the new current key, and RSA certificates are wrapped one by one")
     func switchingTheCurrentKey() throws {
         let f = try Fixture()
