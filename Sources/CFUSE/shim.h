@@ -84,12 +84,16 @@ static inline uint64_t *cfuse_kill_suidgid_slot(void) {
 #define CFUSE_OFFERS_IO_URING 2u
 #define cfuse_kill_suidgid_node (*cfuse_kill_suidgid_slot())
 
+// The `size`-byte (2 or 4) word at `offset` of a request's or reply's argument of `len` bytes; 0 if it is shorter.
+static inline uint32_t cfuse_word(const void *arg, size_t len, size_t offset, size_t size) {
+    uint32_t w = 0;  // little-endian: a 16-bit word lands in the low half
+    if (size <= sizeof w && len >= offset + size) memcpy(&w, (const char *)arg + offset, size);
+    return w;
+}
+
 // Whether the 32-bit flag word at `offset` of a request's argument has `bit` set (false if the argument is shorter).
 static inline int cfuse_flag_set(const char *arg, size_t arglen, size_t offset, uint32_t bit) {
-    uint32_t word;
-    if (arglen < offset + sizeof word) return 0;
-    memcpy(&word, arg + offset, sizeof word);
-    return (word & bit) != 0;
+    return (cfuse_word(arg, arglen, offset, 4) & bit) != 0;
 }
 
 // Requests whose argument says "kill set-ID bits": where the flag word is in the argument, and its bit.
@@ -150,12 +154,6 @@ static inline void cfuse_reply_set_flags(struct iovec *arg, size_t offset, uint3
     memcpy((char *)arg->iov_base + offset, &f, 4);
 }
 
-static inline uint32_t cfuse_reply_word(const struct iovec *arg, size_t offset, size_t size) {
-    uint32_t w = 0;
-    if (arg->iov_len >= offset + size) memcpy(&w, (const char *)arg->iov_base + offset, size);
-    return w;
-}
-
 static inline ssize_t cfuse_io_writev(int fd, struct iovec *iov, int count, void *userdata) {
     (void)userdata;
     ssize_t taken = cfuse_uring_take_reply(iov, count);
@@ -181,8 +179,8 @@ static inline ssize_t cfuse_io_writev(int fd, struct iovec *iov, int count, void
         // The entries' payload buffers must hold the kernel's largest request: max(8 KiB, max_write, max_pages
         // pages), where max_pages is 32 pages unless the reply sets FUSE_MAX_PAGES.
         size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        size_t max_write = cfuse_reply_word(&iov[1], offsetof(struct fuse_init_out, max_write), 4);
-        size_t max_pages = cfuse_reply_word(&iov[1], offsetof(struct fuse_init_out, max_pages), 2);
+        size_t max_write = cfuse_word(iov[1].iov_base, iov[1].iov_len, offsetof(struct fuse_init_out, max_write), 4);
+        size_t max_pages = cfuse_word(iov[1].iov_base, iov[1].iov_len, offsetof(struct fuse_init_out, max_pages), 2);
         payload = 8192;
         if (max_write > payload) payload = max_write;
         if (max_pages * page > payload) payload = max_pages * page;

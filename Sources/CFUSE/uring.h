@@ -265,15 +265,12 @@ static inline int cfuse_set_policy(pid_t tid, int policy) {
 // A READ or WRITE of 64 KiB or more (fuse_read_in: fh, offset, then the 32-bit size).
 static inline int cfuse_uring_long_request(const struct fuse_in_header *in, const char *arg, size_t arglen, size_t payload) {
     if (in->opcode == FUSE_WRITE) return payload >= 65536;
-    if (in->opcode != FUSE_READ || arglen < offsetof(struct fuse_read_in, size) + 4) return 0;
-    uint32_t size;
-    memcpy(&size, arg + offsetof(struct fuse_read_in, size), 4);
-    return size >= 65536;
+    return in->opcode == FUSE_READ && cfuse_word(arg, arglen, offsetof(struct fuse_read_in, size), 4) >= 65536;
 }
 
 // Serves the request in the entry: rebuilds read(2)'s layout in front of the payload, lets libfuse dispatch it,
 // and leaves the reply (or EIO when there was none) in the entry.
-static inline void cfuse_ring_serve(struct cfuse_ring *r, struct fuse_session *se) {
+static inline void cfuse_ring_serve(struct cfuse_ring *r, struct cfuse_uring_state *st) {
     struct fuse_in_header in;
     memcpy(&in, r->header.in_out, sizeof in);
     size_t payload = r->header.ring_ent_in_out.payload_sz;
@@ -297,12 +294,11 @@ static inline void cfuse_ring_serve(struct cfuse_ring *r, struct fuse_session *s
         // Long requests (reads and writes of 64 KiB or more: a millisecond of work) run at the normal policy, so
         // the kernel's own threads (writeback, a loop device) do not hold them up; a preemption costs nothing next
         // to them. Short ones stay at the idle policy (see Scheduling), unless the guard has promoted every thread.
-        struct cfuse_uring_state *st = cfuse_uring();
         int long_request = st->idle_policy && cfuse_uring_long_request(&in, start + sizeof in, op_len + payload, payload) &&
                            !atomic_load_explicit(&st->promoted, memory_order_relaxed);
         if (long_request) (void)cfuse_set_policy(0, CFUSE_SCHED_OTHER);
         *cfuse_uring_current_slot() = r;
-        fuse_session_process_buf(se, &buf);
+        fuse_session_process_buf(st->se, &buf);
         *cfuse_uring_current_slot() = NULL;
         if (long_request && !atomic_load_explicit(&st->promoted, memory_order_relaxed)) (void)cfuse_set_policy(0, CFUSE_SCHED_IDLE);
         cfuse_kill_suidgid_node = 0;
@@ -526,7 +522,7 @@ static inline void *cfuse_ring_thread(void *arg) {
                 served = 1;
                 atomic_fetch_add(&st->serving, 1);
             }
-            cfuse_ring_serve(r, st->se);
+            cfuse_ring_serve(r, st);
             cfuse_ring_queue_cmd(r, st->devfd, CFUSE_URING_CMD_COMMIT_AND_FETCH, r->header.ring_ent_in_out.commit_id);
             committed = 1;
             if (stop) {
